@@ -1,0 +1,68 @@
+//! The heap Wasmtime allocates from, wrapped to count the peak in use.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use embedded_alloc::LlffHeap;
+
+/// Bytes of RAM given to the heap; the rest of the 256 KiB is stack and statics.
+const HEAP_SIZE: usize = 192 * 1024;
+
+#[global_allocator]
+static HEAP: CountingHeap = CountingHeap {
+    heap: LlffHeap::empty(),
+    used: AtomicUsize::new(0),
+    peak: AtomicUsize::new(0),
+};
+
+struct CountingHeap {
+    heap: LlffHeap,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl CountingHeap {
+    fn grew(&self, bytes: usize) {
+        let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(used, Ordering::Relaxed);
+    }
+
+    fn shrank(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for CountingHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { self.heap.alloc(layout) };
+        if !ptr.is_null() {
+            self.grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { self.heap.dealloc(ptr, layout) };
+        self.shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { self.heap.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            self.grew(new_size);
+            self.shrank(layout.size());
+        }
+        new
+    }
+}
+
+pub fn init() {
+    static mut MEMORY: [u8; HEAP_SIZE] = [0; HEAP_SIZE];
+    // SAFETY: called once, before the first allocation; MEMORY is used by nothing else.
+    unsafe { HEAP.heap.init(&raw mut MEMORY as usize, HEAP_SIZE) }
+}
+
+/// The most bytes that were allocated at once since start-up.
+pub fn peak() -> usize {
+    HEAP.peak.load(Ordering::Relaxed)
+}

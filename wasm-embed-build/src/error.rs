@@ -1,0 +1,106 @@
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a guest could not be turned into an embedded `.cwasm`. `Display` gives one line
+/// naming the cause and the fix (plus rustc's own messages when a guest does not
+/// compile).
+#[derive(Debug)]
+pub enum Error {
+    /// An environment variable that only Cargo sets is missing: the builder runs outside
+    /// a build script without having been told where to write.
+    NotInBuildScript { variable: &'static str },
+    /// The firmware names no guests.
+    NoGuests { manifest: PathBuf },
+    /// `[package.metadata.wasm-embed]` is malformed.
+    BadMetadata { manifest: PathBuf, message: String },
+    /// No guest crate at the path, or no package of that name.
+    GuestNotFound { spec: String, reason: String },
+    /// The guest crate builds no `cdylib`, so there is no `.wasm` to embed.
+    NotCdylib { guest: String, manifest: PathBuf },
+    /// Two guests would get the same module name in the emitted file.
+    DuplicateGuest { name: String },
+    /// A program could not be started.
+    Spawn { program: PathBuf, source: std::io::Error },
+    /// The guest's nested `cargo build` failed; `messages` is what cargo and rustc said.
+    Compile { guest: String, messages: String },
+    /// A stage could not read the guest's wasm.
+    Strip { guest: String, message: String },
+    /// binaryen's wasm-opt failed.
+    Optimize { guest: String, message: String },
+    /// Wasmtime refused to precompile the guest.
+    Precompile { guest: String, source: wasm_embed::Error },
+    /// The firmware's target has a pointer width that Pulley does not support.
+    UnsupportedTarget { triple: String },
+    /// Reading or writing a file failed.
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotInBuildScript { variable } => write!(
+                f,
+                "wasm-embed-build: `{variable}` is not set; call it from a build script (build.rs), \
+                 or set the out_dir and target on the Builder"
+            ),
+            Error::NoGuests { manifest } => write!(
+                f,
+                "wasm-embed-build: no guests to build; list them in {} as \
+                 `[package.metadata.wasm-embed] guests = [\"path/to/guest\"]`, or call Builder::guest",
+                manifest.display()
+            ),
+            Error::BadMetadata { manifest, message } => write!(
+                f,
+                "wasm-embed-build: `[package.metadata.wasm-embed]` in {} is invalid: {message}; \
+                 expected `guests = [\"path/to/guest\", \"package-name\"]`",
+                manifest.display()
+            ),
+            Error::GuestNotFound { spec, reason } => write!(
+                f,
+                "guest `{spec}` not found: {reason}; give the path of the guest crate's directory \
+                 (relative to the firmware's Cargo.toml) or the name of a package in the firmware's workspace"
+            ),
+            Error::NotCdylib { guest, manifest } => write!(
+                f,
+                "guest `{guest}` is not a cdylib, so it builds no .wasm; add `[lib] crate-type = [\"cdylib\"]` to {}",
+                manifest.display()
+            ),
+            Error::DuplicateGuest { name } => write!(
+                f,
+                "guest `{name}` is listed twice (or two guests have the same library name); list each guest once"
+            ),
+            Error::Spawn { program, source } => write!(
+                f,
+                "could not run `{}`: {source}; check that it is installed and on PATH",
+                program.display()
+            ),
+            Error::Compile { guest, messages } => write!(
+                f,
+                "guest `{guest}` did not compile for wasm32v1-none:\n{}",
+                messages.trim_end()
+            ),
+            Error::Strip { guest, message } => write!(
+                f,
+                "guest `{guest}`: its .wasm could not be parsed to strip it: {message}"
+            ),
+            Error::Optimize { guest, message } => write!(
+                f,
+                "guest `{guest}`: wasm-opt failed: {message}; build without the `wasm-opt` feature of wasm-embed-build to skip it"
+            ),
+            Error::Precompile { guest, source } => write!(f, "guest `{guest}`: {source}"),
+            Error::UnsupportedTarget { triple } => write!(
+                f,
+                "target `{triple}` is neither 32- nor 64-bit little-endian, which Pulley needs; \
+                 set the target on the Builder explicitly"
+            ),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}

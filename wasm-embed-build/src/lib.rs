@@ -1,0 +1,311 @@
+//! Build WebAssembly guests into a firmware, from its `build.rs`.
+//!
+//! The common case needs no configuration. List the guest crates in the firmware's
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [package.metadata.wasm-embed]
+//! guests = ["../guests/add"]
+//! ```
+//!
+//! and call [`build`] from `build.rs`:
+//!
+//! ```no_run
+//! fn main() {
+//!     wasm_embed_build::build();
+//! }
+//! ```
+//!
+//! Each guest goes through the stages in order, each a module of this crate:
+//! [`locate`] (find the crate, check it is a `cdylib`), [`compile`] (nested
+//! `cargo build` for `wasm32v1-none` with build-std), [`strip`] (custom sections),
+//! [`optimize`] (`wasm-opt -Oz`), [`precompile`] (Wasmtime, with the configuration the
+//! runtime also uses) and [`emit`] (the `.cwasm` files and a Rust module of
+//! [`wasm_embed::Guest`]s, included with `wasm_embed::include_guests!()`).
+//! Cargo is told to rerun the build script only when a file the guest's build read
+//! changes.
+
+pub mod compile;
+pub mod emit;
+mod error;
+pub mod locate;
+pub mod optimize;
+pub mod precompile;
+pub mod strip;
+
+use std::path::{Path, PathBuf};
+
+pub use emit::Sizes;
+pub use error::Error;
+pub use wasm_embed::{Settings, Target};
+
+use compile::CompileOptions;
+use emit::Precompiled;
+
+const PAGE: u32 = 64 * 1024;
+
+/// Builds the guests listed in the firmware's `[package.metadata.wasm-embed]`, for use
+/// as the whole of a `build.rs`. On failure it reports the error to Cargo and exits, so
+/// the build stops with one clear message.
+pub fn build() -> Output {
+    Builder::new().build().unwrap_or_else(|error| fail(&error))
+}
+
+/// Reports `error` to Cargo and ends the build script.
+pub fn fail(error: &Error) -> ! {
+    let text = error.to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    // Cargo's `error` directive takes one line; rustc's messages follow on stderr.
+    for line in lines {
+        eprintln!("{line}");
+    }
+    build_rs::output::error(first);
+    std::process::exit(1);
+}
+
+/// Configures how guests are built, in the manner of `cc::Build`.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    guests: Vec<String>,
+    manifest_dir: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    target: Option<Target>,
+    guest_target_dir: Option<PathBuf>,
+    stack_size: u32,
+    initial_memory: u32,
+    max_wasm_stack: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+/// What [`Builder::build`] produced.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// The emitted Rust module.
+    pub module: PathBuf,
+    /// The settings the guests were precompiled with.
+    pub settings: Settings,
+    pub guests: Vec<BuiltGuest>,
+}
+
+/// One guest that went through the pipeline.
+#[derive(Clone, Debug)]
+pub struct BuiltGuest {
+    pub name: String,
+    pub sizes: Sizes,
+    /// The `.cwasm` file in the output directory.
+    pub cwasm: PathBuf,
+    /// The files whose change rebuilds this guest.
+    pub inputs: Vec<PathBuf>,
+}
+
+impl Builder {
+    /// A builder with the defaults: guests from the firmware's metadata (unless some are
+    /// added with [`Builder::guest`]), output to `OUT_DIR`, and the `.cwasm` format of the
+    /// firmware's target.
+    pub fn new() -> Builder {
+        Builder {
+            guests: Vec::new(),
+            manifest_dir: None,
+            out_dir: None,
+            target: None,
+            guest_target_dir: None,
+            stack_size: 4 * 1024,
+            initial_memory: PAGE,
+            max_wasm_stack: Settings::new(Target::Pulley32).max_wasm_stack,
+        }
+    }
+
+    /// Adds a guest: the path of its crate (relative to the firmware's directory) or the
+    /// name of a package in the firmware's workspace.
+    pub fn guest(&mut self, spec: impl Into<String>) -> &mut Builder {
+        self.guests.push(spec.into());
+        self
+    }
+
+    /// The directory relative paths are resolved against and whose `Cargo.toml` is read
+    /// for metadata (default: `CARGO_MANIFEST_DIR`).
+    pub fn manifest_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.manifest_dir = Some(dir.into());
+        self
+    }
+
+    /// Where the `.cwasm` files and the module go (default: `OUT_DIR`).
+    pub fn out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The `.cwasm` format (default: from the firmware's pointer width).
+    pub fn target(&mut self, target: Target) -> &mut Builder {
+        self.target = Some(target);
+        self
+    }
+
+    /// The nested guest build's target directory (default: `wasm-embed/` beside the
+    /// firmware's own target directory, so the guests' `core` is built once).
+    pub fn guest_target_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.guest_target_dir = Some(dir.into());
+        self
+    }
+
+    /// Runs every stage for every guest, writes the module and, inside a build script,
+    /// tells Cargo which files to watch.
+    pub fn build(&self) -> Result<Output, Error> {
+        let in_build_script = std::env::var_os("TARGET").is_some() && std::env::var_os("OUT_DIR").is_some();
+        let manifest_dir = match &self.manifest_dir {
+            Some(dir) => dir.clone(),
+            None => env_path("CARGO_MANIFEST_DIR")?,
+        };
+        let out_dir = match &self.out_dir {
+            Some(dir) => dir.clone(),
+            None => env_path("OUT_DIR")?,
+        };
+        let target = match self.target {
+            Some(target) => target,
+            None => firmware_target()?,
+        };
+        let settings = Settings {
+            max_wasm_stack: self.max_wasm_stack,
+            ..Settings::new(target)
+        };
+        let mut watched = Vec::new();
+        let specs = if self.guests.is_empty() {
+            let manifest = manifest_dir.join("Cargo.toml");
+            watched.push(manifest.clone());
+            guests_from_metadata(&manifest)?
+        } else {
+            self.guests.clone()
+        };
+        let options = CompileOptions {
+            cargo: std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from),
+            target_dir: match &self.guest_target_dir {
+                Some(dir) => dir.clone(),
+                None => default_guest_target_dir(&out_dir),
+            },
+            stack_size: self.stack_size,
+            initial_memory: self.initial_memory,
+        };
+        std::fs::create_dir_all(&out_dir).map_err(error::io(&out_dir))?;
+
+        let mut built = Vec::new();
+        let mut precompiled: Vec<Precompiled> = Vec::new();
+        for spec in &specs {
+            let guest = locate::locate(spec, &manifest_dir)?;
+            if precompiled.iter().any(|p| p.name == guest.name) {
+                return Err(Error::DuplicateGuest { name: guest.name });
+            }
+            let compiled = compile::compile(&guest, &options)?;
+            let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
+            let stripped = strip::strip(&guest.name, &wasm)?;
+            let optimized = optimize::optimize(&guest.name, &stripped, &out_dir)?;
+            let cwasm = precompile::precompile(&guest.name, &settings, &optimized)?;
+            let sizes = Sizes {
+                compiled: wasm.len(),
+                stripped: stripped.len(),
+                optimized: optimized.len(),
+                cwasm: cwasm.len(),
+            };
+            let mut inputs = compiled.sources;
+            inputs.push(guest.manifest_path.clone());
+            inputs.push(guest.workspace_root.join("Cargo.toml"));
+            inputs.push(guest.workspace_root.join("Cargo.lock"));
+            inputs.sort();
+            inputs.dedup();
+            built.push(BuiltGuest {
+                name: guest.name.clone(),
+                sizes,
+                cwasm: out_dir.join(format!("{}.cwasm", guest.name)),
+                inputs,
+            });
+            precompiled.push(Precompiled {
+                name: guest.name,
+                manifest_path: guest.manifest_path,
+                cwasm,
+                sizes,
+            });
+        }
+        let module = emit::emit(&out_dir, &settings, &precompiled)?;
+        if in_build_script {
+            let inputs = built.iter().flat_map(|g| &g.inputs);
+            for path in watched.iter().chain(inputs) {
+                build_rs::output::rerun_if_changed(path);
+            }
+        }
+        Ok(Output {
+            module,
+            settings,
+            guests: built,
+        })
+    }
+}
+
+fn env_path(variable: &'static str) -> Result<PathBuf, Error> {
+    std::env::var_os(variable)
+        .map(PathBuf::from)
+        .ok_or(Error::NotInBuildScript { variable })
+}
+
+/// The `.cwasm` format for the target Cargo is building the firmware for.
+fn firmware_target() -> Result<Target, Error> {
+    let variable = |name: &'static str| std::env::var(name).map_err(|_| Error::NotInBuildScript { variable: name });
+    let width: u32 = variable("CARGO_CFG_TARGET_POINTER_WIDTH")?.parse().unwrap_or(0);
+    let little = variable("CARGO_CFG_TARGET_ENDIAN")? == "little";
+    Target::for_pointer_width(width)
+        .filter(|_| little)
+        .ok_or_else(|| Error::UnsupportedTarget {
+            triple: std::env::var("TARGET").unwrap_or_default(),
+        })
+}
+
+/// `<target dir>/wasm-embed`, found by walking up from `OUT_DIR` to the directory Cargo
+/// marks with `CACHEDIR.TAG`; `OUT_DIR/guest-target` if there is none.
+fn default_guest_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map_or_else(|| out_dir.join("guest-target"), |dir| dir.join("wasm-embed"))
+}
+
+/// Reads `guests = [...]` from `[package.metadata.wasm-embed]` of `manifest`.
+fn guests_from_metadata(manifest: &Path) -> Result<Vec<String>, Error> {
+    let bad = |message: &str| Error::BadMetadata {
+        manifest: manifest.to_owned(),
+        message: message.to_owned(),
+    };
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(manifest)
+        .no_deps()
+        .exec()
+        .map_err(|e| bad(&e.to_string()))?;
+    let package = metadata
+        .packages
+        .iter()
+        .find(|p| p.manifest_path.as_std_path() == manifest)
+        .or_else(|| metadata.root_package())
+        .ok_or_else(|| bad("it is not a package manifest"))?;
+    let Some(section) = package.metadata.get("wasm-embed") else {
+        return Err(Error::NoGuests {
+            manifest: manifest.to_owned(),
+        });
+    };
+    let guests = section
+        .get("guests")
+        .and_then(|g| g.as_array())
+        .ok_or_else(|| bad("`guests` is missing or not a list"))?;
+    let guests: Vec<String> = guests
+        .iter()
+        .map(|g| g.as_str().map(str::to_owned).ok_or_else(|| bad("every entry of `guests` must be a string")))
+        .collect::<Result<_, _>>()?;
+    if guests.is_empty() {
+        return Err(Error::NoGuests {
+            manifest: manifest.to_owned(),
+        });
+    }
+    Ok(guests)
+}

@@ -1,0 +1,179 @@
+//! The pipeline on the host: guests/add built by the library, precompiled, loaded by
+//! wasm-embed and called; each stage checked on its own.
+
+mod common;
+
+use wasm_embed::wasmtime::{Linker, Store};
+use wasm_embed::{Guest, Settings, Target};
+use wasm_embed_build::compile::{self, CompileOptions};
+use wasm_embed_build::{Builder, Error, locate, optimize, strip};
+use wasmparser::{Parser, Payload, Validator, WasmFeatures};
+
+fn builder(test: &str) -> Builder {
+    let mut builder = Builder::new();
+    builder
+        .manifest_dir(common::repo())
+        .out_dir(common::out_dir(test))
+        .guest_target_dir(common::guest_target_dir())
+        .target(Target::this_machine());
+    builder
+}
+
+/// Calls `add_with_extra(1, 2)` with `host.extra` returning 42.
+fn call_add(guest: &Guest) -> Result<u32, wasm_embed::Error> {
+    let engine = wasm_embed::engine(guest.settings())?;
+    let module = guest.module(&engine)?;
+    let mut linker = Linker::new(&engine);
+    linker.func_wrap("host", "extra", || 42u32).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = guest.instantiate(&mut store, &linker, &module)?;
+    let add = guest.func::<(u32, u32), u32>(&mut store, &instance, "add_with_extra")?;
+    add.call(&mut store, (1, 2))
+}
+
+fn leak(bytes: Vec<u8>) -> &'static [u8] {
+    Box::leak(bytes.into_boxed_slice())
+}
+
+#[test]
+fn add_guest_is_built_precompiled_loaded_and_returns_45() {
+    let output = builder("add").guest("guests/add").build().unwrap();
+    assert_eq!(output.guests.len(), 1);
+    let built = &output.guests[0];
+    assert_eq!(built.name, "add");
+    let cwasm = std::fs::read(&built.cwasm).unwrap();
+    assert_eq!(cwasm.len(), built.sizes.cwasm);
+    // SAFETY: the bytes are the precompiler's output for these settings.
+    let guest = unsafe { Guest::new("add", leak(cwasm), output.settings) };
+    assert_eq!(call_add(&guest).unwrap(), 45);
+
+    // The emitted module embeds the same file with the same settings.
+    let module = std::fs::read_to_string(&output.module).unwrap();
+    assert!(module.contains("pub mod add {"), "{module}");
+    assert!(module.contains(&format!("{:?}", built.cwasm.display().to_string())), "{module}");
+    assert!(module.contains(&output.settings.to_rust()), "{module}");
+    assert!(module.contains(&format!("pub const CWASM: usize = {};", built.sizes.cwasm)));
+    // The guest's own source is among the files that trigger a rebuild.
+    let source = common::repo().join("guests/add/src/lib.rs");
+    assert!(built.inputs.contains(&source), "{:?}", built.inputs);
+}
+
+fn custom_sections(wasm: &[u8]) -> Vec<String> {
+    Parser::new(0)
+        .parse_all(wasm)
+        .filter_map(|payload| match payload.unwrap() {
+            Payload::CustomSection(section) => Some(section.name().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn validate(wasm: &[u8]) {
+    // What wasm32v1-none allows: MVP plus mutable globals (floats are part of the MVP).
+    let features = WasmFeatures::FLOATS | WasmFeatures::MUTABLE_GLOBAL;
+    Validator::new_with_features(features).validate_all(wasm).unwrap();
+}
+
+#[test]
+fn each_stage_outputs_valid_wasm_and_strip_removes_custom_sections() {
+    let guest = locate::locate("guests/add", &common::repo()).unwrap();
+    assert_eq!((guest.package.as_str(), guest.name.as_str()), ("add", "add"));
+    let options = CompileOptions {
+        cargo: std::env::var_os("CARGO").map_or("cargo".into(), Into::into),
+        target_dir: common::guest_target_dir(),
+        stack_size: 4096,
+        initial_memory: 65536,
+    };
+    let compiled = compile::compile(&guest, &options).unwrap();
+    let wasm = std::fs::read(&compiled.wasm).unwrap();
+    validate(&wasm);
+    assert!(!custom_sections(&wasm).is_empty(), "rustc's output has custom sections to strip");
+
+    let stripped = strip::strip("add", &wasm).unwrap();
+    validate(&stripped);
+    assert_eq!(custom_sections(&stripped), Vec::<String>::new());
+    assert!(stripped.len() < wasm.len());
+
+    let optimized = optimize::optimize("add", &stripped, &common::out_dir("stages")).unwrap();
+    validate(&optimized);
+    assert!(optimized.len() <= stripped.len());
+    assert_eq!(custom_sections(&optimized), Vec::<String>::new());
+}
+
+#[test]
+fn cwasm_made_with_other_settings_is_refused_with_a_clear_error() {
+    let wasm = wat_add();
+    let other = Settings::new(match Target::this_machine() {
+        Target::Pulley64 => Target::Pulley32,
+        Target::Pulley32 => Target::Pulley64,
+    });
+    let cwasm = wasm_embed::precompile(&other, &wasm).unwrap();
+    // SAFETY: precompiler output, but deliberately labelled with the wrong settings.
+    let guest = unsafe { Guest::new("add", leak(cwasm), Settings::new(Target::this_machine())) };
+    let error = call_add(&guest).unwrap_err().to_string();
+    assert!(error.starts_with("guest `add`: its .cwasm does not match this firmware's engine"), "{error}");
+    assert!(error.contains("Module was compiled for architecture"), "{error}");
+    assert!(error.contains("rebuild it with wasm-embed-build"), "{error}");
+}
+
+/// A hand-written module equal in interface to guests/add, for tests that need a wasm
+/// but not the guest build.
+fn wat_add() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module
+             (import "host" "extra" (func $extra (result i32)))
+             (func (export "add_with_extra") (param i32 i32) (result i32)
+               local.get 0 local.get 1 i32.add call $extra i32.add))"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn hand_written_add_runs_through_precompile_and_load() {
+    let settings = Settings::new(Target::this_machine());
+    let cwasm = wasm_embed::precompile(&settings, &wat_add()).unwrap();
+    // SAFETY: the precompiler's output for these settings.
+    let guest = unsafe { Guest::new("wat", leak(cwasm), settings) };
+    assert_eq!(call_add(&guest).unwrap(), 45);
+}
+
+#[test]
+fn missing_guest_path_names_the_path_and_the_fix() {
+    let error = builder("missing").guest("guests/no-such-guest").build().unwrap_err();
+    assert!(matches!(error, Error::GuestNotFound { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.starts_with("guest `guests/no-such-guest` not found:"), "{message}");
+    assert!(message.contains("guests/no-such-guest/Cargo.toml does not exist"), "{message}");
+    assert!(message.contains("give the path of the guest crate's directory"), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[test]
+fn guest_that_is_not_a_cdylib_names_the_crate_and_the_fix() {
+    let fixture = common::fixture("not-cdylib");
+    let error = builder("not-cdylib").guest(fixture.to_str().unwrap()).build().unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("guest `not-cdylib` is not a cdylib"), "{message}");
+    assert!(message.contains("add `[lib] crate-type = [\"cdylib\"]` to"), "{message}");
+    assert!(message.contains("not-cdylib/Cargo.toml"), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[test]
+fn guest_that_does_not_compile_shows_rustcs_message() {
+    let fixture = common::fixture("broken");
+    let error = builder("broken").guest(fixture.to_str().unwrap()).build().unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("guest `broken` did not compile for wasm32v1-none:\n"), "{message}");
+    assert!(message.contains("error[E0425]: cannot find value `undefined_value` in this scope"), "{message}");
+    assert!(message.contains("src/lib.rs:5:5"), "{message}");
+    assert!(!message.contains("   Compiling"), "progress lines are dropped: {message}");
+}
+
+#[test]
+fn guest_named_by_package_is_found_in_the_workspace() {
+    let guest = locate::locate("add", &common::repo().join("guests")).unwrap();
+    assert_eq!(guest.manifest_path, common::repo().join("guests/add/Cargo.toml"));
+    let error = locate::locate("no-such-package", &common::repo().join("guests")).unwrap_err();
+    assert!(error.to_string().contains("no package of that name in the workspace"), "{error}");
+}

@@ -1,0 +1,141 @@
+//! The one definition of the Wasmtime configuration. The precompiler (`compile` feature)
+//! and the firmware both call [`Settings::config`]; every setting Wasmtime checks when it
+//! loads a `.cwasm` (`check_compatible` in its `engine/serialization.rs`) is set here.
+
+use wasmtime::{Config, Engine, WasmFeatures};
+
+use crate::Error;
+
+/// The code format a `.cwasm` holds. Cortex-M has no Cranelift back end, so devices run
+/// Pulley, Wasmtime's portable interpreter, at the device's pointer width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// 32-bit little-endian devices (Cortex-M, RISC-V 32).
+    Pulley32,
+    /// 64-bit little-endian machines (a development host).
+    Pulley64,
+}
+
+impl Target {
+    /// The target triple Wasmtime knows this format by.
+    pub const fn triple(self) -> &'static str {
+        match self {
+            Target::Pulley32 => "pulley32",
+            Target::Pulley64 => "pulley64",
+        }
+    }
+
+    /// The format for a machine with this pointer width, if Pulley supports it.
+    pub const fn for_pointer_width(bits: u32) -> Option<Target> {
+        match bits {
+            32 => Some(Target::Pulley32),
+            64 => Some(Target::Pulley64),
+            _ => None,
+        }
+    }
+
+    /// The format for the machine this crate is being compiled for.
+    pub const fn this_machine() -> Target {
+        #[cfg(target_pointer_width = "64")]
+        {
+            Target::Pulley64
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            Target::Pulley32
+        }
+    }
+}
+
+/// What the precompiler and the firmware must agree on. `wasm-embed-build` emits this as
+/// `guests::SETTINGS`, so the firmware builds its engine from the same values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    /// The code format of the `.cwasm` files.
+    pub target: Target,
+    /// Bytes of Pulley stack a guest may use. Wasmtime's default (512 KiB) is twice the
+    /// RAM of an nRF52840, and Pulley allocates its stack up front.
+    pub max_wasm_stack: usize,
+}
+
+impl Settings {
+    /// Settings for a device of the given code format.
+    pub const fn new(target: Target) -> Settings {
+        Settings {
+            target,
+            max_wasm_stack: 16 * 1024,
+        }
+    }
+
+    /// The Wasmtime configuration both sides use.
+    pub fn config(&self) -> Config {
+        let mut config = Config::new();
+        // Pulley needs no executable memory, so the same code runs on any host; the
+        // triple is a static name that Wasmtime always parses.
+        config
+            .target(self.target.triple())
+            .expect("Pulley triples are always known to Wasmtime");
+        // No virtual memory on a microcontroller: linear memory is a plain heap
+        // allocation of exactly the size the guest declares, never reserved ahead,
+        // never guarded, never moved, and bounds are checked in code, not by signals.
+        config
+            .memory_reservation(0)
+            .memory_guard_size(0)
+            .memory_reservation_for_growth(0)
+            .memory_may_move(false)
+            .guard_before_linear_memory(false)
+            .signals_based_traps(false)
+            // Copy-on-write images, lazy tables, address maps and debug symbols only
+            // make the .cwasm (and flash) larger on a device that cannot use them.
+            .memory_init_cow(false)
+            .table_lazy_init(false)
+            .generate_address_map(false)
+            .debug_symbols(false)
+            .max_wasm_stack(self.max_wasm_stack);
+        // Spelled out rather than left to defaults that depend on which Wasmtime Cargo
+        // features each side compiled in: exactly what `wasm32v1-none` emits.
+        config.wasm_features(WasmFeatures::all(), false);
+        config.wasm_features(guest_features(), true);
+        config
+    }
+}
+
+/// The Wasm features guests may use.
+pub(crate) fn guest_features() -> WasmFeatures {
+    // WebAssembly 1.0 (MVP) plus importable mutable globals: the `wasm32v1-none` target.
+    WasmFeatures::FLOATS | WasmFeatures::MUTABLE_GLOBAL
+}
+
+/// Builds the engine that loads guests precompiled with `settings`.
+pub fn engine(settings: &Settings) -> Result<Engine, Error> {
+    Engine::new(&settings.config()).map_err(Error::Engine)
+}
+
+/// Precompiles a guest's wasm into `.cwasm` bytes that [`crate::Guest::module`] loads.
+///
+/// Fails if the wasm does not validate or uses a feature the firmware's engine will not
+/// enable.
+#[cfg(feature = "compile")]
+pub fn precompile(settings: &Settings, wasm: &[u8]) -> Result<alloc::vec::Vec<u8>, Error> {
+    let mut config = settings.config();
+    // Cranelift's level does not change what the code does (Wasmtime does not check it
+    // when loading) but "speed" removes redundant Pulley ops, which is also smaller.
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    let engine = Engine::new(&config).map_err(Error::Engine)?;
+    engine.precompile_module(wasm).map_err(Error::Precompile)
+}
+
+#[cfg(feature = "compile")]
+impl Settings {
+    /// These settings as a Rust expression, for the module `wasm-embed-build` emits.
+    /// Kept beside the struct so a new field cannot be forgotten there.
+    pub fn to_rust(&self) -> alloc::string::String {
+        let Settings {
+            target,
+            max_wasm_stack,
+        } = self;
+        alloc::format!(
+            "::wasm_embed::Settings {{ target: ::wasm_embed::Target::{target:?}, max_wasm_stack: {max_wasm_stack} }}"
+        )
+    }
+}

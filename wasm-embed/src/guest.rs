@@ -1,0 +1,118 @@
+use core::ptr::NonNull;
+
+use wasmtime::{AsContextMut, Engine, Instance, Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
+
+use crate::{Error, Settings};
+
+/// Aligns a `.cwasm` in flash. Wasmtime reads it in place and does not require
+/// alignment, but an aligned ELF image lets it read headers without copying, and the
+/// padding costs at most 15 bytes.
+#[repr(C, align(16))]
+pub struct Aligned<B: ?Sized>(pub B);
+
+/// A precompiled guest in the firmware image, as emitted by `wasm-embed-build`.
+#[derive(Clone, Copy, Debug)]
+pub struct Guest {
+    name: &'static str,
+    cwasm: &'static [u8],
+    settings: Settings,
+}
+
+impl Guest {
+    /// Describes a `.cwasm` embedded in the firmware.
+    ///
+    /// # Safety
+    /// `cwasm` must be the output of [`Engine::precompile_module`] (as `wasm-embed-build`
+    /// produces it) of this exact Wasmtime version. Wasmtime checks the format, version
+    /// and settings recorded in the file and refuses a mismatch with an error, but it
+    /// trusts the compiled code itself: bytes from anywhere else could do anything.
+    pub const unsafe fn new(name: &'static str, cwasm: &'static [u8], settings: Settings) -> Guest {
+        Guest {
+            name,
+            cwasm,
+            settings,
+        }
+    }
+
+    /// The guest crate's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The precompiled image, as it sits in flash.
+    pub fn cwasm(&self) -> &'static [u8] {
+        self.cwasm
+    }
+
+    /// The settings its `.cwasm` was precompiled with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Loads the guest for `engine`, running its code in place from flash: only the
+    /// metadata is decoded onto the heap.
+    pub fn module(&self, engine: &Engine) -> Result<Module, Error> {
+        let image = NonNull::from(self.cwasm);
+        // SAFETY: `new`'s contract says the bytes came from Wasmtime's precompiler, and
+        // a `&'static [u8]` in flash outlives the module and is never written.
+        unsafe { Module::deserialize_raw(engine, image) }.map_err(|cause| Error::Incompatible {
+            guest: self.name,
+            cause,
+        })
+    }
+
+    /// Instantiates a loaded guest, resolving its imports from `linker`.
+    pub fn instantiate<T: 'static>(
+        &self,
+        store: &mut Store<T>,
+        linker: &Linker<T>,
+        module: &Module,
+    ) -> Result<Instance, Error> {
+        linker
+            .instantiate(store, module)
+            .map_err(|cause| Error::Instantiate {
+                guest: self.name,
+                cause,
+            })
+    }
+
+    /// Looks up an exported function with the given Rust signature.
+    pub fn func<Params: WasmParams, Results: WasmResults>(
+        &self,
+        store: impl AsContextMut,
+        instance: &Instance,
+        name: &'static str,
+    ) -> Result<GuestFunc<Params, Results>, Error> {
+        let func = instance
+            .get_typed_func(store, name)
+            .map_err(|cause| Error::Export {
+                guest: self.name,
+                name,
+                cause,
+            })?;
+        Ok(GuestFunc {
+            guest: self.name,
+            name,
+            func,
+        })
+    }
+}
+
+/// An exported guest function with a checked signature.
+pub struct GuestFunc<Params, Results> {
+    guest: &'static str,
+    name: &'static str,
+    func: TypedFunc<Params, Results>,
+}
+
+impl<Params: WasmParams, Results: WasmResults> GuestFunc<Params, Results> {
+    /// Calls the function; a trap or a failing host function comes back as
+    /// [`Error::Call`], and the store stays usable.
+    pub fn call(&self, store: impl AsContextMut, params: Params) -> Result<Results, Error> {
+        self.func.call(store, params).map_err(|cause| Error::Call {
+            guest: self.guest,
+            function: self.name,
+            cause,
+        })
+    }
+}
