@@ -1,0 +1,77 @@
+//! End to end: demo-firmware built for thumbv7em-none-eabihf, with guests/add built by
+//! its build script, run in QEMU's Cortex-M4 board; its output and exit code checked.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(common::repo().join("demo-firmware"))
+        .args(["run", "--release"])
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "firmware failed: {}\n{stdout}\n{stderr}", output.status);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0], "add_with_extra(1, 2) = 45");
+    let peak: usize = lines[1]
+        .strip_prefix("peak heap: ")
+        .and_then(|rest| rest.strip_suffix(" bytes"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("second line is the peak heap: {stdout}"));
+    // Linear memory alone is one 64 KiB page; the heap is 192 KiB.
+    assert!((64 * 1024..192 * 1024).contains(&peak), "{peak}");
+}
+
+/// A copy of demo-firmware whose metadata lists `guest`, built in demo-firmware's own
+/// target directory so only its build script runs. Returns cargo's stderr.
+fn build_firmware_with_guest(test: &str, guest: &str) -> String {
+    let repo = common::repo();
+    let source = repo.join("demo-firmware");
+    let copy = common::out_dir(test);
+    for file in ["build.rs", "memory.x", "Cargo.lock", "src/main.rs", "src/heap.rs", ".cargo/config.toml"] {
+        std::fs::create_dir_all(copy.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(source.join(file), copy.join(file)).unwrap();
+    }
+    let manifest = std::fs::read_to_string(source.join("Cargo.toml"))
+        .unwrap()
+        .replace("\"../guests/add\"", &format!("{guest:?}"))
+        .replace("path = \"../", &format!("path = \"{}/", repo.display()));
+    std::fs::write(copy.join("Cargo.toml"), manifest).unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(&copy)
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", source.join("target"))
+        .output()
+        .expect("cargo runs");
+    assert!(!output.status.success(), "the build must fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn firmware_build_fails_with_one_clear_line_for_a_missing_guest() {
+    let stderr = build_firmware_with_guest("missing-guest", "../no-such-guest");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: demo-firmware@0.1.0: guest `../no-such-guest` not found"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("no-such-guest/Cargo.toml does not exist"), "{line}");
+    assert!(line.contains("give the path of the guest crate's directory"), "{line}");
+}
+
+#[test]
+fn firmware_build_fails_with_one_clear_line_for_a_guest_that_is_not_a_cdylib() {
+    let fixture = common::fixture("not-cdylib");
+    let stderr = build_firmware_with_guest("not-cdylib-guest", fixture.to_str().unwrap());
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: demo-firmware@0.1.0: guest `not-cdylib` is not a cdylib"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("add `[lib] crate-type = [\"cdylib\"]` to"), "{line}");
+}
