@@ -23,8 +23,8 @@ pub enum Error {
     Spawn { program: PathBuf, source: std::io::Error },
     /// The guest's nested `cargo build` failed; `messages` is what cargo and rustc said.
     Compile { guest: String, messages: String },
-    /// A stage could not read the guest's wasm.
-    Strip { guest: String, message: String },
+    /// A stage could not parse the guest's wasm.
+    Parse { guest: String, message: String },
     /// binaryen's wasm-opt failed.
     Optimize { guest: String, message: String },
     /// Wasmtime refused to precompile the guest.
@@ -79,9 +79,9 @@ impl fmt::Display for Error {
                 "guest `{guest}` did not compile for wasm32v1-none:\n{}",
                 messages.trim_end()
             ),
-            Error::Strip { guest, message } => write!(
+            Error::Parse { guest, message } => write!(
                 f,
-                "guest `{guest}`: its .wasm could not be parsed to strip it: {message}"
+                "guest `{guest}`: its .wasm is not valid WebAssembly ({message}); check what rustc produced"
             ),
             Error::Optimize { guest, message } => write!(
                 f,

@@ -19,7 +19,8 @@
 //! Each guest goes through the stages in order, each a module of this crate:
 //! [`locate`] (find the crate, check it is a `cdylib`), [`compile`] (nested
 //! `cargo build` for `wasm32v1-none` with build-std), [`strip`] (custom sections),
-//! [`optimize`] (`wasm-opt -Oz`), [`precompile`] (Wasmtime, with the configuration the
+//! [`optimize`] (`wasm-opt -Oz`), [`pages`] (linear memory cut to exactly what the
+//! guest uses, in 1-byte pages), [`precompile`] (Wasmtime, with the configuration the
 //! runtime also uses) and [`emit`] (the `.cwasm` files and a Rust module of
 //! [`wasm_embed::Guest`]s, included with `wasm_embed::include_guests!()`).
 //! Cargo is told to rerun the build script only when a file the guest's build read
@@ -30,6 +31,7 @@ pub mod emit;
 mod error;
 pub mod locate;
 pub mod optimize;
+pub mod pages;
 pub mod precompile;
 pub mod strip;
 
@@ -98,6 +100,8 @@ pub struct Output {
 pub struct BuiltGuest {
     pub name: String,
     pub sizes: Sizes,
+    /// What the `pages` stage did to its linear memory.
+    pub memory: pages::Memory,
     /// The `.cwasm` file in the output directory.
     pub cwasm: PathBuf,
     /// The files whose change rebuilds this guest.
@@ -204,7 +208,15 @@ impl Builder {
             let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
             let stripped = strip::strip(&guest.name, &wasm)?;
             let optimized = optimize::optimize(&guest.name, &stripped, &out_dir)?;
-            let cwasm = precompile::precompile(&guest.name, &settings, &optimized)?;
+            let (sized, memory) = pages::shrink_memory(&guest.name, &optimized)?;
+            if let (pages::Memory::Standard { reason }, true) = (&memory, in_build_script) {
+                build_rs::output::warning(&format!(
+                    "guest `{}` keeps 64 KiB memory pages because {reason}; \
+                     each page costs the firmware 64 KiB of heap",
+                    guest.name
+                ));
+            }
+            let cwasm = precompile::precompile(&guest.name, &settings, &sized)?;
             let sizes = Sizes {
                 compiled: wasm.len(),
                 stripped: stripped.len(),
@@ -220,6 +232,7 @@ impl Builder {
             built.push(BuiltGuest {
                 name: guest.name.clone(),
                 sizes,
+                memory,
                 cwasm: out_dir.join(format!("{}.cwasm", guest.name)),
                 inputs,
             });

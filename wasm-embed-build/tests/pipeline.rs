@@ -6,6 +6,7 @@ mod common;
 use wasm_embed::wasmtime::{Linker, Store};
 use wasm_embed::{Guest, Settings, Target};
 use wasm_embed_build::compile::{self, CompileOptions};
+use wasm_embed_build::pages::{self, Memory};
 use wasm_embed_build::{Builder, Error, locate, optimize, strip};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
@@ -53,6 +54,9 @@ fn add_guest_is_built_precompiled_loaded_and_returns_45() {
     assert!(module.contains(&format!("{:?}", built.cwasm.display().to_string())), "{module}");
     assert!(module.contains(&output.settings.to_rust()), "{module}");
     assert!(module.contains(&format!("pub const CWASM: usize = {};", built.sizes.cwasm)));
+    // It touches no memory at all: wasm-opt removed the unused stack pointer, so the
+    // memory is cut to nothing.
+    assert_eq!(built.memory, Memory::Exact { bytes: 0 });
     // The guest's own source is among the files that trigger a rebuild.
     let source = common::repo().join("guests/add/src/lib.rs");
     assert!(built.inputs.contains(&source), "{:?}", built.inputs);
@@ -197,4 +201,62 @@ fn guest_named_by_package_is_found_in_the_workspace() {
     assert_eq!(guest.manifest_path, common::repo().join("guests/add/Cargo.toml"));
     let error = locate::locate("no-such-package", &common::repo().join("guests")).unwrap_err();
     assert!(error.to_string().contains("no package of that name in the workspace"), "{error}");
+}
+
+/// Precompiles `wat` for this machine and instantiates it with no imports.
+fn instantiate(name: &'static str, wasm: &[u8]) -> (Guest, wasm_embed::wasmtime::Store<()>, wasm_embed::wasmtime::Instance) {
+    let settings = Settings::new(Target::this_machine());
+    let cwasm = wasm_embed::precompile(&settings, wasm).unwrap();
+    // SAFETY: the precompiler's output for these settings.
+    let guest = unsafe { Guest::new(name, leak(cwasm), settings) };
+    let engine = wasm_embed::engine(&settings).unwrap();
+    let module = guest.module(&engine).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = guest.instantiate(&mut store, &Linker::new(&engine), &module).unwrap();
+    (guest, store, instance)
+}
+
+#[test]
+fn one_byte_pages_hold_exactly_the_stack_and_data_and_bounds_are_enforced() {
+    let wasm = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (global $stack_pointer (mut i32) (i32.const 1024))
+             (data (i32.const 1024) "hello")
+             (func (export "load") (param i32) (result i32) local.get 0 i32.load8_u))"#,
+    )
+    .unwrap();
+    let (sized, memory) = pages::shrink_memory("data", &wasm).unwrap();
+    assert_eq!(memory, Memory::Exact { bytes: 1029 });
+    let features = WasmFeatures::FLOATS | WasmFeatures::MUTABLE_GLOBAL | WasmFeatures::CUSTOM_PAGE_SIZES;
+    Validator::new_with_features(features).validate_all(&sized).unwrap();
+
+    let (guest, mut store, instance) = instantiate("data", &sized);
+    let load = guest.func::<u32, u32>(&mut store, &instance, "load").unwrap();
+    assert_eq!(load.call(&mut store, 1028).unwrap(), u32::from(b'o'));
+    let error = load.call(&mut store, 1029).unwrap_err().to_string();
+    assert!(error.starts_with("guest `data` failed in `load`:"), "{error}");
+    assert!(error.contains("out of bounds memory access"), "{error}");
+    // The store survives the trap.
+    assert_eq!(load.call(&mut store, 1024).unwrap(), u32::from(b'h'));
+}
+
+#[test]
+fn guest_that_grows_its_memory_keeps_64_kib_pages_and_still_runs() {
+    let wasm = wat::parse_str(
+        r#"(module
+             (memory 1 2)
+             (func (export "grow") (result i32) i32.const 1 memory.grow))"#,
+    )
+    .unwrap();
+    let (sized, memory) = pages::shrink_memory("grows", &wasm).unwrap();
+    assert_eq!(memory, Memory::Standard { reason: "it uses memory.grow or memory.size" });
+    assert_eq!(sized, wasm);
+
+    let (guest, mut store, instance) = instantiate("grows", &sized);
+    let grow = guest.func::<(), i32>(&mut store, &instance, "grow").unwrap();
+    // The documented behaviour: memory is never reserved ahead or moved on a device, so
+    // growing fails the way Wasm says it may, with -1, and the guest keeps running.
+    assert_eq!(grow.call(&mut store, ()).unwrap(), -1);
+    assert_eq!(grow.call(&mut store, ()).unwrap(), -1);
 }

@@ -102,8 +102,9 @@ impl Settings {
 
 /// The Wasm features guests may use.
 pub(crate) fn guest_features() -> WasmFeatures {
-    // WebAssembly 1.0 (MVP) plus importable mutable globals: the `wasm32v1-none` target.
-    WasmFeatures::FLOATS | WasmFeatures::MUTABLE_GLOBAL
+    // WebAssembly 1.0 (MVP) plus importable mutable globals: the `wasm32v1-none` target;
+    // and custom page sizes, so a guest's memory is its stack and data, not 64 KiB.
+    WasmFeatures::FLOATS | WasmFeatures::MUTABLE_GLOBAL | WasmFeatures::CUSTOM_PAGE_SIZES
 }
 
 /// Builds the engine that loads guests precompiled with `settings`.
