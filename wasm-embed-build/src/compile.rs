@@ -23,6 +23,8 @@ pub struct CompileOptions {
     pub stack_size: u32,
     /// Bytes of linear memory the guest starts with; a multiple of the 64 KiB page.
     pub initial_memory: u32,
+    /// Keep the `name` section (function names) in the `.wasm`.
+    pub keep_names: bool,
 }
 
 /// A guest's `.wasm` as rustc left it, and the source files that went into it.
@@ -110,7 +112,7 @@ fn command(guest: &GuestCrate, options: &CompileOptions) -> Command {
         profile("lto", "\"fat\""),
         profile("codegen-units", "1"),
         profile("debug", "false"),
-        profile("strip", "\"symbols\""),
+        profile("strip", if options.keep_names { "\"debuginfo\"" } else { "\"symbols\"" }),
         profile("panic", "\"immediate-abort\""),
     ] {
         command.arg("--config").arg(setting);

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 pub use emit::Sizes;
 pub use error::Error;
-pub use wasm_embed::{Settings, Target};
+pub use wasm_embed::{Profile, Settings, Target};
 
 use compile::CompileOptions;
 use emit::Precompiled;
@@ -50,7 +50,7 @@ const PAGE: u32 = 64 * 1024;
 /// as the whole of a `build.rs`. On failure it reports the error to Cargo and exits, so
 /// the build stops with one clear message.
 pub fn build() -> Output {
-    Builder::new().build().unwrap_or_else(|error| fail(&error))
+    Builder::new().run()
 }
 
 /// Reports `error` to Cargo and ends the build script.
@@ -76,6 +76,7 @@ pub struct Builder {
     guest_target_dir: Option<PathBuf>,
     stack_size: u32,
     initial_memory: u32,
+    profile: Profile,
     max_wasm_stack: usize,
 }
 
@@ -121,8 +122,29 @@ impl Builder {
             guest_target_dir: None,
             stack_size: 4 * 1024,
             initial_memory: PAGE,
+            profile: Profile::Size,
             max_wasm_stack: Settings::new(Target::Pulley32).max_wasm_stack,
         }
+    }
+
+    /// Optimize for size (the default) or keep names, address maps and symbols for
+    /// debugging: `Builder::new().profile(Profile::Debug).run()`.
+    pub fn profile(&mut self, profile: Profile) -> &mut Builder {
+        self.profile = profile;
+        self
+    }
+
+    /// Bytes of Pulley stack each guest call may use (default 4 KiB), allocated from
+    /// the firmware's heap while a guest is instantiated. A deeper call traps.
+    pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Builder {
+        self.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Like [`Builder::build`], but for the whole of a `build.rs`: on failure it reports
+    /// the error to Cargo and exits.
+    pub fn run(&self) -> Output {
+        self.build().unwrap_or_else(|error| fail(&error))
     }
 
     /// Adds a guest: the path of its crate (relative to the firmware's directory) or the
@@ -175,9 +197,11 @@ impl Builder {
             None => firmware_target()?,
         };
         let settings = Settings {
+            profile: self.profile,
             max_wasm_stack: self.max_wasm_stack,
             ..Settings::new(target)
         };
+        let keep_names = self.profile == Profile::Debug;
         let mut watched = Vec::new();
         let specs = if self.guests.is_empty() {
             let manifest = manifest_dir.join("Cargo.toml");
@@ -194,6 +218,7 @@ impl Builder {
             },
             stack_size: self.stack_size,
             initial_memory: self.initial_memory,
+            keep_names,
         };
         std::fs::create_dir_all(&out_dir).map_err(error::io(&out_dir))?;
 
@@ -206,8 +231,8 @@ impl Builder {
             }
             let compiled = compile::compile(&guest, &options)?;
             let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
-            let stripped = strip::strip(&guest.name, &wasm)?;
-            let optimized = optimize::optimize(&guest.name, &stripped, &out_dir)?;
+            let stripped = strip::strip(&guest.name, &wasm, keep_names)?;
+            let optimized = optimize::optimize(&guest.name, &stripped, &out_dir, keep_names)?;
             let (sized, memory) = pages::shrink_memory(&guest.name, &optimized)?;
             if let (pages::Memory::Standard { reason }, true) = (&memory, in_build_script) {
                 build_rs::output::warning(&format!(

@@ -7,7 +7,7 @@ use crate::Error;
 /// Optimizes `wasm` for size. `scratch` is a directory for binaryen, which only works on
 /// files.
 #[cfg(feature = "wasm-opt")]
-pub fn optimize(guest: &str, wasm: &[u8], scratch: &Path) -> Result<Vec<u8>, Error> {
+pub fn optimize(guest: &str, wasm: &[u8], scratch: &Path, keep_names: bool) -> Result<Vec<u8>, Error> {
     use wasm_opt::{Feature, OptimizationOptions};
 
     let input = scratch.join(format!("{guest}.stripped.wasm"));
@@ -18,6 +18,8 @@ pub fn optimize(guest: &str, wasm: &[u8], scratch: &Path) -> Result<Vec<u8>, Err
         // introduces no instruction the engine would reject.
         .mvp_features_only()
         .enable_feature(Feature::MutableGlobals)
+        // binaryen's "debug info" is the name section: kept for the debug profile.
+        .debug_info(keep_names)
         .run(&input, &output)
         .map_err(|e| Error::Optimize {
             guest: guest.to_owned(),
@@ -28,6 +30,6 @@ pub fn optimize(guest: &str, wasm: &[u8], scratch: &Path) -> Result<Vec<u8>, Err
 
 /// Without the `wasm-opt` feature the guest passes through unchanged.
 #[cfg(not(feature = "wasm-opt"))]
-pub fn optimize(_guest: &str, wasm: &[u8], _scratch: &Path) -> Result<Vec<u8>, Error> {
+pub fn optimize(_guest: &str, wasm: &[u8], _scratch: &Path, _keep_names: bool) -> Result<Vec<u8>, Error> {
     Ok(wasm.to_vec())
 }

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 #[test]
 fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
@@ -41,33 +42,66 @@ fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
     assert!(!stderr.contains("build-script-build`"), "the build script ran again: {stderr}");
 }
 
-/// A copy of demo-firmware, named `test`, whose metadata lists `guest`, built in
-/// demo-firmware's own target directory so only its build script runs (its own name
-/// keeps its build script's output apart from the real firmware's). Returns cargo's
-/// stderr.
-fn build_firmware_with_guest(test: &str, guest: &str) -> String {
+/// A copy of demo-firmware named `name`, with its manifest and build script edited,
+/// to be built in demo-firmware's own target directory so only the firmware crate and
+/// its build script are compiled (its own name keeps their outputs apart from the real
+/// firmware's).
+fn firmware_copy(name: &str, manifest: impl Fn(String) -> String, build_rs: impl Fn(String) -> String) -> PathBuf {
     let repo = common::repo();
     let source = repo.join("demo-firmware");
-    let copy = common::out_dir(test);
-    for file in ["build.rs", "memory.x", "Cargo.lock", "src/main.rs", "src/heap.rs", ".cargo/config.toml"] {
+    let copy = common::out_dir(name);
+    for file in ["memory.x", "Cargo.lock", "src/main.rs", "src/heap.rs", ".cargo/config.toml"] {
         std::fs::create_dir_all(copy.join(file).parent().unwrap()).unwrap();
         std::fs::copy(source.join(file), copy.join(file)).unwrap();
     }
-    let manifest = std::fs::read_to_string(source.join("Cargo.toml"))
+    let text = std::fs::read_to_string(source.join("Cargo.toml"))
         .unwrap()
-        .replace("name = \"demo-firmware\"", &format!("name = {test:?}"))
-        .replace("\"../guests/add\"", &format!("{guest:?}"))
-        .replace("path = \"../", &format!("path = \"{}/", repo.display()));
-    std::fs::write(copy.join("Cargo.toml"), manifest).unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(&copy)
-        .args(["build", "--release"])
-        .env("CARGO_TARGET_DIR", source.join("target"))
+        .replace("name = \"demo-firmware\"", &format!("name = {name:?}"))
+        .replace("path = \"../", &format!("path = \"{}/", repo.display()))
+        .replace("\"../guests/", &format!("\"{}/guests/", repo.display()));
+    std::fs::write(copy.join("Cargo.toml"), manifest(text)).unwrap();
+    let text = std::fs::read_to_string(source.join("build.rs")).unwrap();
+    std::fs::write(copy.join("build.rs"), build_rs(text)).unwrap();
+    copy
+}
+
+fn cargo_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", common::repo().join("demo-firmware/target"))
         .output()
-        .expect("cargo runs");
+        .expect("cargo runs")
+}
+
+/// Builds a copy of the firmware whose metadata lists `guest`; returns cargo's stderr.
+fn build_firmware_with_guest(name: &str, guest: &str) -> String {
+    let copy = firmware_copy(
+        name,
+        |manifest| manifest.replace(&format!("\"{}/guests/add\"", common::repo().display()), &format!("{guest:?}")),
+        |build_rs| build_rs,
+    );
+    let output = cargo_in(&copy, &["build", "--release"]);
     assert!(!output.status.success(), "the build must fail");
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn firmware_with_the_debug_profile_runs_the_guest_in_qemu() {
+    let copy = firmware_copy(
+        "debug-profile",
+        |manifest| manifest,
+        |build_rs| {
+            let one_line = "wasm_embed_build::Builder::new().profile(wasm_embed_build::Profile::Debug).run();";
+            let edited = build_rs.replace("wasm_embed_build::build();", one_line);
+            assert_ne!(edited, build_rs);
+            edited
+        },
+    );
+    let output = cargo_in(&copy, &["run", "--release"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.lines().next(), Some("add_with_extra(1, 2) = 45"), "{stdout}");
 }
 
 #[test]

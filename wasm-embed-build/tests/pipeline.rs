@@ -4,7 +4,7 @@
 mod common;
 
 use wasm_embed::wasmtime::{Linker, Store};
-use wasm_embed::{Guest, Settings, Target};
+use wasm_embed::{Guest, Profile, Settings, Target};
 use wasm_embed_build::compile::{self, CompileOptions};
 use wasm_embed_build::pages::{self, Memory};
 use wasm_embed_build::{Builder, Error, locate, optimize, strip};
@@ -104,6 +104,7 @@ fn each_stage_outputs_valid_wasm_and_strip_removes_custom_sections() {
         target_dir: common::guest_target_dir(),
         stack_size: 4096,
         initial_memory: 65536,
+        keep_names: false,
     };
     let compiled = compile::compile(&guest, &options).unwrap();
     let wasm = std::fs::read(&compiled.wasm).unwrap();
@@ -114,12 +115,12 @@ fn each_stage_outputs_valid_wasm_and_strip_removes_custom_sections() {
     let decorated = with_custom_sections(&wasm, &["name", "producers", "target_features", ".debug_info"]);
     validate(&decorated);
     assert_eq!(custom_sections(&decorated).len(), 4);
-    let stripped = strip::strip("add", &decorated).unwrap();
+    let stripped = strip::strip("add", &decorated, false).unwrap();
     validate(&stripped);
     assert_eq!(custom_sections(&stripped), Vec::<String>::new());
-    assert_eq!(stripped.len(), strip::strip("add", &wasm).unwrap().len());
+    assert_eq!(stripped.len(), strip::strip("add", &wasm, false).unwrap().len());
 
-    let optimized = optimize::optimize("add", &stripped, &common::out_dir("stages")).unwrap();
+    let optimized = optimize::optimize("add", &stripped, &common::out_dir("stages"), false).unwrap();
     validate(&optimized);
     assert!(optimized.len() <= stripped.len());
     assert_eq!(custom_sections(&optimized), Vec::<String>::new());
@@ -259,4 +260,33 @@ fn guest_that_grows_its_memory_keeps_64_kib_pages_and_still_runs() {
     // growing fails the way Wasm says it may, with -1, and the guest keeps running.
     assert_eq!(grow.call(&mut store, ()).unwrap(), -1);
     assert_eq!(grow.call(&mut store, ()).unwrap(), -1);
+}
+
+#[test]
+fn debug_profile_keeps_names_and_a_trap_names_the_function() {
+    let output = builder("add-debug").guest("guests/add").profile(Profile::Debug).build().unwrap();
+    assert_eq!(output.settings.profile, Profile::Debug);
+    let built = &output.guests[0];
+    let size_profile = builder("add-size").guest("guests/add").build().unwrap();
+    assert!(built.sizes.cwasm > size_profile.guests[0].sizes.cwasm, "{:?}", built.sizes);
+    let optimized = std::fs::read(common::out_dir_path("add-debug").join("add.optimized.wasm")).unwrap();
+    assert_eq!(custom_sections(&optimized), ["name"]);
+    // SAFETY: the precompiler's output for these settings.
+    let guest = unsafe { Guest::new("add", leak(std::fs::read(&built.cwasm).unwrap()), output.settings) };
+    assert_eq!(call_add(&guest).unwrap(), 45);
+
+    // A trap reports the function it happened in by name.
+    let wasm = wat::parse_str(r#"(module (func $explode (export "run") unreachable))"#).unwrap();
+    let settings = Settings { profile: Profile::Debug, ..Settings::new(Target::this_machine()) };
+    let cwasm = wasm_embed::precompile(&settings, &wasm).unwrap();
+    // SAFETY: the precompiler's output for these settings.
+    let guest = unsafe { Guest::new("trap", leak(cwasm), settings) };
+    let engine = wasm_embed::engine(&settings).unwrap();
+    let module = guest.module(&engine).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = guest.instantiate(&mut store, &Linker::new(&engine), &module).unwrap();
+    let run = guest.func::<(), ()>(&mut store, &instance, "run").unwrap();
+    let error = run.call(&mut store, ()).unwrap_err().to_string();
+    assert!(error.contains("explode"), "{error}");
+    assert!(error.contains("unreachable"), "{error}");
 }

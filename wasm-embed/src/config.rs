@@ -47,14 +47,28 @@ impl Target {
     }
 }
 
+/// What a build optimizes for. Both sides take it from the emitted `guests::SETTINGS`, so
+/// switching it in `build.rs` switches the firmware's engine with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// The smallest flash and RAM: no names, address maps or debug symbols.
+    Size,
+    /// Keeps the guest's function names, Wasm address maps and debug symbols, so a trap
+    /// names the function and Wasm offset it happened at. A larger `.cwasm`.
+    Debug,
+}
+
 /// What the precompiler and the firmware must agree on. `wasm-embed-build` emits this as
 /// `guests::SETTINGS`, so the firmware builds its engine from the same values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
     /// The code format of the `.cwasm` files.
     pub target: Target,
-    /// Bytes of Pulley stack a guest may use. Wasmtime's default (512 KiB) is twice the
-    /// RAM of an nRF52840, and Pulley allocates its stack up front.
+    /// Size or debuggability.
+    pub profile: Profile,
+    /// Bytes of Pulley stack a guest may use; a deeper call traps with "call stack
+    /// exhausted". Pulley allocates it from the heap up front, so Wasmtime's default
+    /// (512 KiB, twice the RAM of an nRF52840) is cut to 4 KiB unless a guest needs more.
     pub max_wasm_stack: usize,
 }
 
@@ -63,7 +77,8 @@ impl Settings {
     pub const fn new(target: Target) -> Settings {
         Settings {
             target,
-            max_wasm_stack: 16 * 1024,
+            profile: Profile::Size,
+            max_wasm_stack: 4 * 1024,
         }
     }
 
@@ -85,13 +100,13 @@ impl Settings {
             .memory_may_move(false)
             .guard_before_linear_memory(false)
             .signals_based_traps(false)
-            // Copy-on-write images, lazy tables, address maps and debug symbols only
-            // make the .cwasm (and flash) larger on a device that cannot use them.
+            // Copy-on-write images and lazy tables only make the .cwasm (and flash)
+            // larger on a device that cannot use them.
             .memory_init_cow(false)
             .table_lazy_init(false)
-            .generate_address_map(false)
-            .debug_symbols(false)
             .max_wasm_stack(self.max_wasm_stack);
+        let debug = self.profile == Profile::Debug;
+        config.generate_address_map(debug).debug_symbols(debug);
         // Spelled out rather than left to defaults that depend on which Wasmtime Cargo
         // features each side compiled in: exactly what `wasm32v1-none` emits.
         config.wasm_features(WasmFeatures::all(), false);
@@ -133,10 +148,12 @@ impl Settings {
     pub fn to_rust(&self) -> alloc::string::String {
         let Settings {
             target,
+            profile,
             max_wasm_stack,
         } = self;
         alloc::format!(
-            "::wasm_embed::Settings {{ target: ::wasm_embed::Target::{target:?}, max_wasm_stack: {max_wasm_stack} }}"
+            "::wasm_embed::Settings {{ target: ::wasm_embed::Target::{target:?}, \
+             profile: ::wasm_embed::Profile::{profile:?}, max_wasm_stack: {max_wasm_stack} }}"
         )
     }
 }

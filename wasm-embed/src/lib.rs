@@ -25,7 +25,7 @@ mod platform;
 
 #[cfg(feature = "compile")]
 pub use config::precompile;
-pub use config::{Settings, Target, engine};
+pub use config::{Profile, Settings, Target, engine};
 pub use error::Error;
 pub use guest::{Aligned, Guest, GuestFunc};
 pub use wasmtime;

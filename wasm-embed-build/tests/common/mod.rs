@@ -24,3 +24,8 @@ pub fn out_dir(test: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The output directory `out_dir(test)` made, without clearing it.
+pub fn out_dir_path(test: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("out").join(test)
+}
