@@ -22,7 +22,8 @@
 //! [`optimize`] (`wasm-opt -Oz`), [`pages`] (linear memory cut to exactly what the
 //! guest uses, in 1-byte pages), [`precompile`] (Wasmtime, with the configuration the
 //! runtime also uses) and [`emit`] (the `.cwasm` files and a Rust module of
-//! [`wasm_embed::Guest`]s, included with `wasm_embed::include_guests!()`).
+//! [`wasm_embed::Guest`]s, included with `wasm_embed::include_guests!()`) and
+//! [`report`] (the sizes of every stage, as JSON).
 //! Cargo is told to rerun the build script only when a file the guest's build read
 //! changes.
 
@@ -33,6 +34,7 @@ pub mod locate;
 pub mod optimize;
 pub mod pages;
 pub mod precompile;
+pub mod report;
 pub mod strip;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +80,7 @@ pub struct Builder {
     initial_memory: u32,
     profile: Profile,
     max_wasm_stack: usize,
+    exact_memory: bool,
 }
 
 impl Default for Builder {
@@ -124,6 +127,7 @@ impl Builder {
             initial_memory: PAGE,
             profile: Profile::Size,
             max_wasm_stack: Settings::new(Target::Pulley32).max_wasm_stack,
+            exact_memory: true,
         }
     }
 
@@ -131,6 +135,13 @@ impl Builder {
     /// debugging: `Builder::new().profile(Profile::Debug).run()`.
     pub fn profile(&mut self, profile: Profile) -> &mut Builder {
         self.profile = profile;
+        self
+    }
+
+    /// Whether the `pages` stage cuts each guest's memory to its stack and data in 1-byte
+    /// pages (default: yes). Off, guests keep whole 64 KiB pages.
+    pub fn exact_memory(&mut self, exact: bool) -> &mut Builder {
+        self.exact_memory = exact;
         self
     }
 
@@ -233,8 +244,13 @@ impl Builder {
             let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
             let stripped = strip::strip(&guest.name, &wasm, keep_names)?;
             let optimized = optimize::optimize(&guest.name, &stripped, &out_dir, keep_names)?;
-            let (sized, memory) = pages::shrink_memory(&guest.name, &optimized)?;
-            if let (pages::Memory::Standard { reason }, true) = (&memory, in_build_script) {
+            let (sized, memory) = if self.exact_memory {
+                pages::shrink_memory(&guest.name, &optimized)?
+            } else {
+                let reason = "Builder::exact_memory is off";
+                (optimized.clone(), pages::Memory::Standard { reason })
+            };
+            if let (pages::Memory::Standard { reason }, true) = (&memory, in_build_script && self.exact_memory) {
                 build_rs::output::warning(&format!(
                     "guest `{}` keeps 64 KiB memory pages because {reason}; \
                      each page costs the firmware 64 KiB of heap",
@@ -269,6 +285,7 @@ impl Builder {
             });
         }
         let module = emit::emit(&out_dir, &settings, &precompiled)?;
+        report::report(&out_dir, &settings, &built)?;
         if in_build_script {
             let inputs = built.iter().flat_map(|g| &g.inputs);
             for path in watched.iter().chain(inputs) {
