@@ -26,7 +26,8 @@ pub struct Precompiled {
     pub name: String,
     /// Where the guest's crate is, for the doc comment.
     pub manifest_path: PathBuf,
-    pub cwasm: Vec<u8>,
+    /// `None` when the build skipped the guest.
+    pub cwasm: Option<Vec<u8>>,
     pub sizes: Sizes,
 }
 
@@ -44,8 +45,26 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
         settings.to_rust()
     );
     for guest in guests {
-        let cwasm = out_dir.join(format!("{}.cwasm", guest.name));
-        write_if_changed(&cwasm, &guest.cwasm)?;
+        let name = &guest.name;
+        let image = match &guest.cwasm {
+            Some(bytes) => {
+                let cwasm = out_dir.join(format!("{name}.cwasm"));
+                write_if_changed(&cwasm, bytes)?;
+                format!(
+                    r#"static CWASM: &::wasm_embed::Aligned<[u8]> = &::wasm_embed::Aligned(*include_bytes!({cwasm:?}));
+
+    /// The precompiled guest, run in place from flash.
+    // SAFETY: the bytes are the pinned Wasmtime's `Engine::precompile_module` output,
+    // made by wasm-embed-build for SETTINGS.
+    pub static GUEST: ::wasm_embed::Guest =
+        unsafe {{ ::wasm_embed::Guest::new({name:?}, &CWASM.0, super::SETTINGS) }};"#
+                )
+            }
+            None => format!(
+                "/// Not built: this build skipped the guests, so loading it returns an error.\n    \
+                 pub static GUEST: ::wasm_embed::Guest = ::wasm_embed::Guest::skipped({name:?}, super::SETTINGS);"
+            ),
+        };
         let Sizes {
             compiled,
             stripped,
@@ -56,13 +75,7 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
             module,
             r#"/// Guest `{name}`, built from `{manifest}`.
 pub mod {name} {{
-    static CWASM: &::wasm_embed::Aligned<[u8]> = &::wasm_embed::Aligned(*include_bytes!({cwasm:?}));
-
-    /// The precompiled guest, run in place from flash.
-    // SAFETY: the bytes are the pinned Wasmtime's `Engine::precompile_module` output,
-    // made by wasm-embed-build for SETTINGS.
-    pub static GUEST: ::wasm_embed::Guest =
-        unsafe {{ ::wasm_embed::Guest::new({name:?}, &CWASM.0, super::SETTINGS) }};
+    {image}
 
     /// Bytes of the guest after each build stage.
     pub mod size {{
@@ -78,7 +91,6 @@ pub mod {name} {{
 }}
 
 "#,
-            name = guest.name,
             manifest = guest.manifest_path.display(),
         );
     }

@@ -19,6 +19,8 @@ pub enum Error {
     NotCdylib { guest: String, manifest: PathBuf },
     /// Two guests would get the same module name in the emitted file.
     DuplicateGuest { name: String },
+    /// The guest's stack or initial memory cannot be linked.
+    BadMemory { message: String },
     /// A program could not be started.
     Spawn { program: PathBuf, source: std::io::Error },
     /// The guest's nested `cargo build` failed; `messages` is what cargo and rustc said.
@@ -69,6 +71,7 @@ impl fmt::Display for Error {
                 f,
                 "guest `{name}` is listed twice (or two guests have the same library name); list each guest once"
             ),
+            Error::BadMemory { message } => write!(f, "wasm-embed-build: {message}"),
             Error::Spawn { program, source } => write!(
                 f,
                 "could not run `{}`: {source}; check that it is installed and on PATH",

@@ -81,6 +81,7 @@ pub struct Builder {
     profile: Profile,
     max_wasm_stack: usize,
     exact_memory: bool,
+    skip: Option<bool>,
 }
 
 impl Default for Builder {
@@ -128,7 +129,30 @@ impl Builder {
             profile: Profile::Size,
             max_wasm_stack: Settings::new(Target::Pulley32).max_wasm_stack,
             exact_memory: true,
+            skip: None,
         }
+    }
+
+    /// Skip building the guests and emit stubs whose loading fails with a clear error, so
+    /// the firmware still type-checks (default: skip when `WASM_EMBED_SKIP` is set to
+    /// anything but `0`, or under rust-analyzer or clippy).
+    pub fn skip(&mut self, skip: bool) -> &mut Builder {
+        self.skip = Some(skip);
+        self
+    }
+
+    /// Bytes of shadow stack the linker gives each guest (default 4 KiB). It lives in
+    /// the guest's linear memory, below its static data.
+    pub fn stack_size(&mut self, bytes: u32) -> &mut Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Bytes of linear memory the linker declares (default 64 KiB, one page); a multiple
+    /// of 64 KiB that holds the stack. The `pages` stage then cuts it to what is used.
+    pub fn initial_memory(&mut self, bytes: u32) -> &mut Builder {
+        self.initial_memory = bytes;
+        self
     }
 
     /// Optimize for size (the default) or keep names, address maps and symbols for
@@ -213,6 +237,11 @@ impl Builder {
             ..Settings::new(target)
         };
         let keep_names = self.profile == Profile::Debug;
+        check_memory(self.stack_size, self.initial_memory)?;
+        let skip = match self.skip {
+            Some(skip) => skip.then(|| "Builder::skip".to_owned()),
+            None => skip_reason(|name| std::env::var(name).ok()),
+        };
         let mut watched = Vec::new();
         let specs = if self.guests.is_empty() {
             let manifest = manifest_dir.join("Cargo.toml");
@@ -239,6 +268,15 @@ impl Builder {
             let guest = locate::locate(spec, &manifest_dir)?;
             if precompiled.iter().any(|p| p.name == guest.name) {
                 return Err(Error::DuplicateGuest { name: guest.name });
+            }
+            if skip.is_some() {
+                precompiled.push(Precompiled {
+                    name: guest.name,
+                    manifest_path: guest.manifest_path,
+                    cwasm: None,
+                    sizes: Sizes::default(),
+                });
+                continue;
             }
             let compiled = compile::compile(&guest, &options)?;
             let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
@@ -280,13 +318,21 @@ impl Builder {
             precompiled.push(Precompiled {
                 name: guest.name,
                 manifest_path: guest.manifest_path,
-                cwasm,
+                cwasm: Some(cwasm),
                 sizes,
             });
         }
         let module = emit::emit(&out_dir, &settings, &precompiled)?;
         report::report(&out_dir, &settings, &built)?;
         if in_build_script {
+            for variable in SKIP_VARIABLES {
+                build_rs::output::rerun_if_env_changed(variable);
+            }
+            if let Some(reason) = &skip {
+                build_rs::output::warning(&format!(
+                    "guests not built ({reason}): loading one returns an error; unset it to build them"
+                ));
+            }
             let inputs = built.iter().flat_map(|g| &g.inputs);
             for path in watched.iter().chain(inputs) {
                 build_rs::output::rerun_if_changed(path);
@@ -298,6 +344,49 @@ impl Builder {
             guests: built,
         })
     }
+}
+
+/// The variables that decide whether guests are skipped.
+const SKIP_VARIABLES: [&str; 4] = ["WASM_EMBED_SKIP", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RA_RUSTC_WRAPPER"];
+
+/// Why guests should not be built in this build, if they should not: the user asked, or
+/// the build only checks the firmware (rust-analyzer sets its binary as `RUSTC_WRAPPER`,
+/// clippy sets `clippy-driver` as `RUSTC_WORKSPACE_WRAPPER`).
+fn skip_reason(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let file_name = |name: &str| {
+        var(name).map(|path| Path::new(&path).file_name().unwrap_or_default().to_string_lossy().into_owned())
+    };
+    if var("WASM_EMBED_SKIP").is_some_and(|v| !v.is_empty() && v != "0") {
+        Some("WASM_EMBED_SKIP is set".to_owned())
+    } else if var("RA_RUSTC_WRAPPER").is_some() || file_name("RUSTC_WRAPPER").is_some_and(|f| f.starts_with("rust-analyzer")) {
+        Some("rust-analyzer is checking the firmware".to_owned())
+    } else if file_name("RUSTC_WORKSPACE_WRAPPER").is_some_and(|f| f.starts_with("clippy-driver")) {
+        Some("clippy is checking the firmware".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Refuses a stack and initial memory that rust-lld would reject with a less helpful
+/// message (seed 001's `--initial-memory=65356` among them).
+fn check_memory(stack_size: u32, initial_memory: u32) -> Result<(), Error> {
+    if initial_memory == 0 || initial_memory % PAGE != 0 {
+        let up = initial_memory.div_ceil(PAGE).max(1) * PAGE;
+        return Err(Error::BadMemory {
+            message: format!(
+                "initial memory {initial_memory} is not a multiple of the 64 KiB Wasm page (65536); use {up}"
+            ),
+        });
+    }
+    if stack_size >= initial_memory {
+        return Err(Error::BadMemory {
+            message: format!(
+                "a stack of {stack_size} bytes does not fit in {initial_memory} bytes of initial memory; \
+                 raise initial_memory or lower stack_size"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn env_path(variable: &'static str) -> Result<PathBuf, Error> {
@@ -363,4 +452,43 @@ fn guests_from_metadata(manifest: &Path) -> Result<Vec<String>, Error> {
         });
     }
     Ok(guests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn guests_are_skipped_on_request_and_under_rust_analyzer_and_clippy() {
+        assert_eq!(skip_reason(env(&[])), None);
+        assert_eq!(skip_reason(env(&[("WASM_EMBED_SKIP", "0")])), None);
+        assert_eq!(skip_reason(env(&[("WASM_EMBED_SKIP", "1")])).as_deref(), Some("WASM_EMBED_SKIP is set"));
+        assert_eq!(
+            skip_reason(env(&[("RUSTC_WRAPPER", "/home/me/.vscode/rust-analyzer")])).as_deref(),
+            Some("rust-analyzer is checking the firmware")
+        );
+        assert_eq!(
+            skip_reason(env(&[("RUSTC_WORKSPACE_WRAPPER", "/r/toolchains/n/bin/clippy-driver")])).as_deref(),
+            Some("clippy is checking the firmware")
+        );
+        assert_eq!(skip_reason(env(&[("RUSTC_WRAPPER", "/usr/bin/sccache")])), None);
+    }
+
+    #[test]
+    fn memory_the_linker_would_reject_is_refused_first() {
+        assert!(check_memory(4096, 65536).is_ok());
+        let seed = check_memory(4096, 65356).unwrap_err().to_string();
+        assert_eq!(
+            seed,
+            "wasm-embed-build: initial memory 65356 is not a multiple of the 64 KiB Wasm page (65536); use 65536"
+        );
+        let stack = check_memory(70000, 65536).unwrap_err().to_string();
+        assert!(stack.contains("a stack of 70000 bytes does not fit in 65536 bytes"), "{stack}");
+        assert!(stack.ends_with("raise initial_memory or lower stack_size"), "{stack}");
+    }
 }

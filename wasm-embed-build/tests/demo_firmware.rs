@@ -66,12 +66,29 @@ fn firmware_copy(name: &str, manifest: impl Fn(String) -> String, build_rs: impl
 }
 
 fn cargo_in(dir: &Path, args: &[&str]) -> Output {
+    cargo_with_env(dir, args, &[])
+}
+
+fn cargo_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(dir)
         .args(args)
         .env("CARGO_TARGET_DIR", common::repo().join("demo-firmware/target"))
+        .envs(env.iter().copied())
         .output()
         .expect("cargo runs")
+}
+
+#[test]
+fn skipped_guests_still_link_and_the_firmware_reports_one_error_line_and_fails() {
+    let copy = firmware_copy("skipped-guests", |manifest| manifest, |build_rs| build_rs);
+    let output = cargo_with_env(&copy, &["run", "--release"], &[("WASM_EMBED_SKIP", "1")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("guests not built (WASM_EMBED_SKIP is set)"), "{stderr}");
+    assert!(!output.status.success(), "a firmware without its guest must fail: {stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("error: guest `add` was not built: its build was skipped"), "{stdout}");
 }
 
 /// Builds a copy of the firmware whose metadata lists `guest`; returns cargo's stderr.

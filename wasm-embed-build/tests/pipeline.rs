@@ -290,3 +290,18 @@ fn debug_profile_keeps_names_and_a_trap_names_the_function() {
     assert!(error.contains("explode"), "{error}");
     assert!(error.contains("unreachable"), "{error}");
 }
+
+#[test]
+fn skipped_guests_type_check_and_fail_to_load_with_a_clear_error() {
+    let output = builder("skipped").guest("guests/add").skip(true).build().unwrap();
+    let module = std::fs::read_to_string(&output.module).unwrap();
+    assert!(
+        module.contains("pub static GUEST: ::wasm_embed::Guest = ::wasm_embed::Guest::skipped(\"add\", super::SETTINGS);"),
+        "{module}"
+    );
+    assert!(!module.contains("include_bytes!"), "{module}");
+    let guest = Guest::skipped("add", output.settings);
+    let error = call_add(&guest).unwrap_err().to_string();
+    assert!(error.starts_with("guest `add` was not built: its build was skipped"), "{error}");
+    assert!(error.ends_with("build the firmware with `cargo build` and WASM_EMBED_SKIP unset"), "{error}");
+}

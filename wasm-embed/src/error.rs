@@ -15,6 +15,8 @@ pub enum Error {
         guest: &'static str,
         cause: wasmtime::Error,
     },
+    /// The build skipped the guest, so there is nothing to run.
+    NotBuilt { guest: &'static str },
     /// Instantiation failed: a missing import, or not enough memory for the guest.
     Instantiate {
         guest: &'static str,
@@ -47,6 +49,11 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}`: its .cwasm does not match this firmware's engine ({cause}); \
                  rebuild it with wasm-embed-build of the same version, using the emitted guests::SETTINGS"
+            ),
+            Error::NotBuilt { guest } => write!(
+                f,
+                "guest `{guest}` was not built: its build was skipped (WASM_EMBED_SKIP, rust-analyzer or clippy); \
+                 build the firmware with `cargo build` and WASM_EMBED_SKIP unset"
             ),
             Error::Instantiate { guest, cause } => {
                 write!(f, "guest `{guest}` could not be instantiated: {cause:#}")

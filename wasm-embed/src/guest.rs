@@ -14,7 +14,8 @@ pub struct Aligned<B: ?Sized>(pub B);
 #[derive(Clone, Copy, Debug)]
 pub struct Guest {
     name: &'static str,
-    cwasm: &'static [u8],
+    /// `None` when the build skipped the guest.
+    cwasm: Option<&'static [u8]>,
     settings: Settings,
 }
 
@@ -29,7 +30,17 @@ impl Guest {
     pub const unsafe fn new(name: &'static str, cwasm: &'static [u8], settings: Settings) -> Guest {
         Guest {
             name,
-            cwasm,
+            cwasm: Some(cwasm),
+            settings,
+        }
+    }
+
+    /// A guest whose build was skipped (`WASM_EMBED_SKIP`, rust-analyzer or clippy):
+    /// the firmware still type-checks, and loading it returns [`Error::NotBuilt`].
+    pub const fn skipped(name: &'static str, settings: Settings) -> Guest {
+        Guest {
+            name,
+            cwasm: None,
             settings,
         }
     }
@@ -39,9 +50,9 @@ impl Guest {
         self.name
     }
 
-    /// The precompiled image, as it sits in flash.
+    /// The precompiled image, as it sits in flash (empty if the build skipped it).
     pub fn cwasm(&self) -> &'static [u8] {
-        self.cwasm
+        self.cwasm.unwrap_or_default()
     }
 
     /// The settings its `.cwasm` was precompiled with.
@@ -52,7 +63,8 @@ impl Guest {
     /// Loads the guest for `engine`, running its code in place from flash: only the
     /// metadata is decoded onto the heap.
     pub fn module(&self, engine: &Engine) -> Result<Module, Error> {
-        let image = NonNull::from(self.cwasm);
+        let cwasm = self.cwasm.ok_or(Error::NotBuilt { guest: self.name })?;
+        let image = NonNull::from(cwasm);
         // SAFETY: `new`'s contract says the bytes came from Wasmtime's precompiler, and
         // a `&'static [u8]` in flash outlives the module and is never written.
         unsafe { Module::deserialize_raw(engine, image) }.map_err(|cause| Error::Incompatible {
