@@ -46,6 +46,8 @@ unsafe impl GlobalAlloc for CountingHeap {
         self.shrank(layout.size());
     }
 
+    // LlffHeap reallocates by allocating, copying and freeing, so both blocks are live
+    // at once and the peak counts both.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new = unsafe { self.heap.realloc(ptr, layout, new_size) };
         if !new.is_null() {

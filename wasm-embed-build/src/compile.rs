@@ -1,6 +1,5 @@
 //! Stage 2: build a guest crate for `wasm32v1-none` with a nested `cargo build`.
 
-use std::ffi::OsString;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -163,9 +162,9 @@ fn scrub_environment(command: &mut Command) {
     }
 }
 
+/// A path as a TOML string for `--config` (Rust's string escapes are TOML's for paths).
 fn toml_string(path: &Path) -> String {
-    let text: OsString = path.as_os_str().to_owned();
-    format!("{:?}", text.to_string_lossy())
+    format!("{:?}", path.to_string_lossy())
 }
 
 /// What cargo and rustc said, without the progress lines.

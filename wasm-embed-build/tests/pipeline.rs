@@ -305,3 +305,15 @@ fn skipped_guests_type_check_and_fail_to_load_with_a_clear_error() {
     assert!(error.starts_with("guest `add` was not built: its build was skipped"), "{error}");
     assert!(error.ends_with("build the firmware with `cargo build` and WASM_EMBED_SKIP unset"), "{error}");
 }
+
+#[test]
+fn wasm_using_a_feature_the_engine_does_not_enable_is_refused_at_build_time() {
+    let wasm = wat::parse_str(r#"(module (func (export "splat") (result v128) i32.const 1 i32x4.splat))"#).unwrap();
+    let error = wasm_embed_build::precompile::precompile("simd", &Settings::new(Target::this_machine()), &wasm)
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("guest `simd`: the guest's wasm cannot be precompiled:"), "{error}");
+    assert!(error.to_lowercase().contains("simd"), "{error}");
+    assert!(error.ends_with("which is what the firmware's engine enables"), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+}

@@ -44,7 +44,11 @@ impl fmt::Display for Error {
                 "Wasmtime rejected wasm-embed's configuration: {cause}; \
                  use the wasmtime version and features wasm-embed pins"
             ),
-            Error::Precompile(cause) => write!(f, "the guest's wasm cannot be precompiled: {cause:#}"),
+            Error::Precompile(cause) => write!(
+                f,
+                "the guest's wasm cannot be precompiled: {cause:#}; it must be valid wasm32v1-none \
+                 code (WebAssembly 1.0 with mutable globals), which is what the firmware's engine enables"
+            ),
             Error::Incompatible { guest, cause } => write!(
                 f,
                 "guest `{guest}`: its .cwasm does not match this firmware's engine ({cause}); \
@@ -56,7 +60,11 @@ impl fmt::Display for Error {
                  build the firmware with `cargo build` and WASM_EMBED_SKIP unset"
             ),
             Error::Instantiate { guest, cause } => {
-                write!(f, "guest `{guest}` could not be instantiated: {cause:#}")
+                write!(
+                    f,
+                    "guest `{guest}` could not be instantiated: {cause:#}; define each of its imports \
+                     in the Linker and leave heap for its memory and Pulley stack"
+                )
             }
             Error::Export { guest, name, cause } => write!(
                 f,
