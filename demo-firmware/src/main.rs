@@ -10,7 +10,7 @@ mod heap;
 use cortex_m as _;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
-use wasm_embed::wasmtime::{Linker, Store};
+use wasm_embed::wasmtime::{Func, Store};
 
 wasm_embed::include_guests!();
 
@@ -38,12 +38,10 @@ fn run() -> Result<u32, wasm_embed::Error> {
     let guest = &guests::add::GUEST;
     let engine = wasm_embed::engine(guest.settings())?;
     let module = guest.module(&engine)?;
-    let mut linker = Linker::new(&engine);
-    linker
-        .func_wrap("host", "extra", || EXTRA)
-        .map_err(wasm_embed::Error::Engine)?;
     let mut store = Store::new(&engine, ());
-    let instance = guest.instantiate(&mut store, &linker, &module)?;
+    // The guest's one import, `host.extra`.
+    let extra = Func::wrap(&mut store, || EXTRA);
+    let instance = guest.instantiate(&mut store, &module, &[extra.into()])?;
     let add = guest.func::<(u32, u32), u32>(&mut store, &instance, "add_with_extra")?;
     add.call(&mut store, (1, 2))
 }

@@ -83,12 +83,29 @@ const LEVERS: &[Lever] = &[
         }],
     },
     Lever {
-        name: "4 KiB Pulley stack (vs 16 KiB)",
+        name: "Pulley stack sized to the guest's code (vs a fixed 4 KiB)",
         edits: &[Edit {
             file: "build.rs",
             from: "wasm_embed_build::build();",
-            to: "wasm_embed_build::Builder::new().max_wasm_stack(16 * 1024).run();",
+            to: "wasm_embed_build::Builder::new().max_wasm_stack(4 * 1024).run();",
         }],
+    },
+    Lever {
+        name: "imports passed in order (vs resolved by name with a `Linker`)",
+        edits: &[
+            Edit {
+                file: "src/main.rs",
+                from: "let extra = Func::wrap(&mut store, || EXTRA);",
+                to: "let mut linker = wasm_embed::wasmtime::Linker::new(&engine);\n    \
+                     linker.func_wrap(\"host\", \"extra\", || EXTRA).map_err(wasm_embed::Error::Engine)?;",
+            },
+            Edit {
+                file: "src/main.rs",
+                from: "guest.instantiate(&mut store, &module, &[extra.into()])?",
+                to: "guest.instantiate_linked(&mut store, &linker, &module)?",
+            },
+            Edit { file: "src/main.rs", from: "use wasm_embed::wasmtime::{Func, Store};", to: "use wasm_embed::wasmtime::Store;" },
+        ],
     },
     Lever {
         name: "size profile: no names, address maps, debug symbols in the .cwasm (vs debug profile)",

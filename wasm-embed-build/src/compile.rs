@@ -1,6 +1,6 @@
 //! Stage 2: build a guest crate for `wasm32v1-none` with a nested `cargo build`.
 
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -11,11 +11,88 @@ use crate::locate::GuestCrate;
 
 pub const WASM_TARGET: &str = "wasm32v1-none";
 
+/// The Rust toolchain that builds guests, checked for what the build needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Toolchain {
+    pub cargo: PathBuf,
+    pub rustc: PathBuf,
+    /// Its name for `rustup` commands in messages (the sysroot's directory name).
+    pub name: String,
+    /// Whether it accepts `-Z` flags, and so can build `core` for the guest with
+    /// build-std and immediate-abort panics. A stable one links the prebuilt library.
+    pub nightly: bool,
+}
+
+impl Toolchain {
+    /// The toolchain the firmware is being built with: Cargo's own `cargo` and `rustc`.
+    pub fn current() -> Result<Toolchain, Error> {
+        let var = |name: &str, default: &str| std::env::var_os(name).map_or_else(|| default.into(), PathBuf::from);
+        Toolchain::find(var("CARGO", "cargo"), var("RUSTC", "rustc"))
+    }
+
+    /// A toolchain installed with rustup, such as `nightly-2026-05-20`.
+    pub fn rustup(name: &str) -> Result<Toolchain, Error> {
+        let which = |tool: &str| -> Result<PathBuf, Error> {
+            let output = Command::new("rustup")
+                .args(["which", tool, "--toolchain", name])
+                // Name the missing toolchain rather than fetch it in the middle of a build.
+                .env("RUSTUP_AUTO_INSTALL", "0")
+                .output()
+                .map_err(|source| Error::Spawn { program: "rustup".into(), source })?;
+            if !output.status.success() {
+                return Err(Error::ToolchainMissing {
+                    toolchain: name.to_owned(),
+                    message: String::from_utf8_lossy(&output.stderr).trim().replace('\n', " "),
+                });
+            }
+            Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        };
+        Toolchain::find(which("cargo")?, which("rustc")?)
+    }
+
+    /// Asks `rustc` what it is, and checks that it has what building a guest needs:
+    /// `rust-src` on nightly, the prebuilt `wasm32v1-none` library on stable.
+    pub fn find(cargo: PathBuf, rustc: PathBuf) -> Result<Toolchain, Error> {
+        let ask = |args: &[&str]| -> Result<String, Error> {
+            let output = Command::new(&rustc)
+                .args(args)
+                .output()
+                .map_err(|source| Error::Spawn { program: rustc.clone(), source })?;
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        };
+        let version = ask(&["-vV"])?;
+        let sysroot = PathBuf::from(ask(&["--print", "sysroot"])?);
+        let release = version.lines().find_map(|l| l.strip_prefix("release: ")).unwrap_or_default();
+        let toolchain = Toolchain {
+            name: sysroot.file_name().map_or_else(|| release.to_owned(), |n| n.to_string_lossy().into_owned()),
+            nightly: release.contains("nightly") || release.contains("dev"),
+            cargo,
+            rustc,
+        };
+        let rustlib = sysroot.join("lib/rustlib");
+        if toolchain.nightly && !rustlib.join("src/rust/library/core/Cargo.toml").is_file() {
+            return Err(Error::ComponentMissing {
+                what: "the `rust-src` component, which build-std compiles `core` for the guest from".into(),
+                fix: format!("rustup component add rust-src --toolchain {}", toolchain.name),
+            });
+        }
+        if !toolchain.nightly && !rustlib.join(WASM_TARGET).is_dir() {
+            return Err(Error::ComponentMissing {
+                what: format!("the prebuilt `{WASM_TARGET}` standard library"),
+                fix: format!("rustup target add {WASM_TARGET} --toolchain {}", toolchain.name),
+            });
+        }
+        Ok(toolchain)
+    }
+}
+
 /// How guests are compiled.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
-    /// The `cargo` to run: the one running the outer build, so the toolchain matches.
-    pub cargo: PathBuf,
+    /// The toolchain to build with (by default the one building the firmware).
+    pub toolchain: Toolchain,
+    /// `--offline`, `--locked` or `--frozen`, as the outer build was given them.
+    pub cargo_flags: Vec<String>,
     /// The inner build's own target (and build) directory.
     pub target_dir: PathBuf,
     /// Bytes of shadow stack the linker reserves at the start of linear memory.
@@ -41,14 +118,24 @@ pub fn compile(guest: &GuestCrate, options: &CompileOptions) -> Result<Compiled,
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| Error::Spawn {
-            program: options.cargo.clone(),
+            program: options.toolchain.cargo.clone(),
             source,
         })?;
     // Read stderr on its own thread so neither pipe can fill up and stall cargo.
-    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let name = guest.name.clone();
     let stderr = std::thread::spawn(move || {
+        // Cargo shows a build script's output only after it ends, so the progress of a
+        // long first build (all of `core`) goes to the terminal itself, if there is one.
+        let mut terminal = progress_terminal();
         let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
+        for line in stderr.lines().map_while(Result::ok) {
+            if let (Some(terminal), Some(progress)) = (terminal.as_mut(), progress_line(&name, &line)) {
+                let _ = writeln!(terminal, "{progress}");
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
         text
     });
     let mut wasm = None;
@@ -62,7 +149,7 @@ pub fn compile(guest: &GuestCrate, options: &CompileOptions) -> Result<Compiled,
         }
     }
     let status = child.wait().map_err(|source| Error::Spawn {
-        program: options.cargo.clone(),
+        program: options.toolchain.cargo.clone(),
         source,
     })?;
     let stderr = stderr.join().unwrap_or_default();
@@ -84,8 +171,10 @@ pub fn compile(guest: &GuestCrate, options: &CompileOptions) -> Result<Compiled,
 }
 
 fn command(guest: &GuestCrate, options: &CompileOptions) -> Command {
-    let mut command = Command::new(&options.cargo);
+    let toolchain = &options.toolchain;
+    let mut command = Command::new(&toolchain.cargo);
     scrub_environment(&mut command);
+    command.env("RUSTC", &toolchain.rustc);
     let profile = |key: &str, value: &str| format!("profile.release.{key}={value}");
     command
         .current_dir(&guest.workspace_root)
@@ -101,28 +190,66 @@ fn command(guest: &GuestCrate, options: &CompileOptions) -> Command {
         .arg("--config")
         .arg(format!("build.build-dir={}", toml_string(&options.target_dir)))
         .args(["--message-format", "json-render-diagnostics"])
-        .args([
+        .args(&options.cargo_flags);
+    if toolchain.nightly {
+        command.args([
             "-Zbuild-std=core,alloc,panic_abort",
             "-Zbuild-std-features=optimize_for_size",
             "-Zpanic-immediate-abort",
         ]);
+    }
+    let panic = if toolchain.nightly { "\"immediate-abort\"" } else { "\"abort\"" };
     for setting in [
         profile("opt-level", "\"z\""),
         profile("lto", "\"fat\""),
         profile("codegen-units", "1"),
         profile("debug", "false"),
         profile("strip", if options.keep_names { "\"debuginfo\"" } else { "\"symbols\"" }),
-        profile("panic", "\"immediate-abort\""),
+        profile("panic", panic),
     ] {
         command.arg("--config").arg(setting);
     }
-    let rustflags = [
-        "-Zlocation-detail=none".to_owned(),
+    let mut rustflags = vec![
         format!("-Clink-arg=-zstack-size={}", options.stack_size),
         format!("-Clink-arg=--initial-memory={}", options.initial_memory),
     ];
+    if toolchain.nightly {
+        rustflags.push("-Zlocation-detail=none".to_owned());
+    }
     command.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
     command
+}
+
+/// The outer build's `--offline`, `--locked` and `--frozen`, for the inner one. Cargo
+/// tells a build script none of them, so they are read from the command line of the
+/// `cargo` that runs it (on Linux; elsewhere only `CARGO_NET_OFFLINE` is seen, which the
+/// inner build inherits anyway).
+pub fn outer_cargo_flags() -> Vec<String> {
+    #[cfg(target_os = "linux")]
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", std::os::unix::process::parent_id())).unwrap_or_default();
+    #[cfg(not(target_os = "linux"))]
+    let cmdline = Vec::new();
+    let args: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    cargo_flags(&args, std::env::var("CARGO_NET_OFFLINE").ok().as_deref())
+}
+
+/// The flags among a `cargo` command line's own arguments (those before `--`) that the
+/// guest's build must share.
+pub fn cargo_flags(args: &[String], net_offline: Option<&str>) -> Vec<String> {
+    let own = args.iter().take_while(|a| *a != "--");
+    let mut flags: Vec<String> = own
+        .filter(|a| matches!(a.as_str(), "--offline" | "--locked" | "--frozen"))
+        .cloned()
+        .collect();
+    if matches!(net_offline, Some("true" | "1")) && !flags.iter().any(|f| f == "--offline") {
+        flags.push("--offline".to_owned());
+    }
+    flags.sort();
+    flags.dedup();
+    flags
 }
 
 /// Removes what the outer build sets for its own target and would otherwise leak into
@@ -140,8 +267,10 @@ fn scrub_environment(command: &mut Command) {
         "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_BUILD_RUSTC_WRAPPER",
         "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-        // The outer build's jobserver cannot be inherited through std::process.
-        "CARGO_MAKEFLAGS",
+        "CARGO_BUILD_RUSTC",
+        // The inner cargo takes its job tokens from the outer build's jobserver through
+        // CARGO_MAKEFLAGS (whose descriptors a build script inherits and passes on), not
+        // from a `make` further out.
         "MAKEFLAGS",
         "MFLAGS",
         "OUT_DIR",
@@ -165,6 +294,22 @@ fn scrub_environment(command: &mut Command) {
 /// A path as a TOML string for `--config` (Rust's string escapes are TOML's for paths).
 fn toml_string(path: &Path) -> String {
     format!("{:?}", path.to_string_lossy())
+}
+
+/// The terminal the user watches the outer build on, unless `WASM_EMBED_PROGRESS=0`.
+fn progress_terminal() -> Option<std::fs::File> {
+    if std::env::var("WASM_EMBED_PROGRESS").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    std::fs::OpenOptions::new().write(true).open("/dev/tty").ok()
+}
+
+/// A line of the inner cargo's progress as the user sees it beside the outer build's,
+/// or `None` for lines that are not progress (diagnostics come with the error).
+fn progress_line(guest: &str, line: &str) -> Option<String> {
+    let word = line.trim_start().split(' ').next().unwrap_or("");
+    (line.starts_with(' ') && matches!(word, "Compiling" | "Finished" | "Downloading" | "Downloaded" | "Updating"))
+        .then(|| format!("   wasm-embed: guest `{guest}`: {}", line.trim_start()))
 }
 
 /// What cargo and rustc said, without the progress lines.
@@ -231,6 +376,28 @@ mod tests {
             parse_dep_info(text),
             [PathBuf::from("/src/lib.rs"), PathBuf::from("/my dir/mod.rs")]
         );
+    }
+
+    #[test]
+    fn offline_and_locked_flags_of_the_outer_build_are_passed_on() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(cargo_flags(&args(&["cargo", "build", "--release"]), None), Vec::<String>::new());
+        assert_eq!(cargo_flags(&args(&["cargo", "build", "--frozen"]), None), ["--frozen"]);
+        assert_eq!(cargo_flags(&args(&["cargo", "run", "--locked", "--offline"]), None), ["--locked", "--offline"]);
+        // What follows `--` belongs to the program `cargo run` starts.
+        assert_eq!(cargo_flags(&args(&["cargo", "run", "--", "--locked"]), None), Vec::<String>::new());
+        assert_eq!(cargo_flags(&args(&["cargo", "build"]), Some("true")), ["--offline"]);
+        assert_eq!(cargo_flags(&args(&["cargo", "build", "--offline"]), Some("1")), ["--offline"]);
+    }
+
+    #[test]
+    fn progress_lines_are_shown_with_the_guests_name_and_diagnostics_are_not() {
+        assert_eq!(
+            progress_line("add", "   Compiling core v0.0.0 (/r/library/core)").as_deref(),
+            Some("   wasm-embed: guest `add`: Compiling core v0.0.0 (/r/library/core)")
+        );
+        assert_eq!(progress_line("add", "error[E0425]: cannot find value `x`"), None);
+        assert_eq!(progress_line("add", "warning: unused variable"), None);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub enum Error {
     DuplicateGuest { name: String },
     /// The guest's stack or initial memory cannot be linked.
     BadMemory { message: String },
+    /// The rustup toolchain asked for is not installed.
+    ToolchainMissing { toolchain: String, message: String },
+    /// The toolchain lacks a component or target that building guests needs.
+    ComponentMissing { what: String, fix: String },
     /// A program could not be started.
     Spawn { program: PathBuf, source: std::io::Error },
     /// The guest's nested `cargo build` failed; `messages` is what cargo and rustc said.
@@ -31,6 +35,8 @@ pub enum Error {
     Optimize { guest: String, message: String },
     /// Wasmtime refused to precompile the guest.
     Precompile { guest: String, source: wasm_embed::Error },
+    /// A guest can use more Pulley stack than `Builder::max_wasm_stack` gives it.
+    StackTooSmall { guest: String, needs: usize, given: usize },
     /// The firmware's target has a pointer width that Pulley does not support.
     UnsupportedTarget { triple: String },
     /// Reading or writing a file failed.
@@ -72,6 +78,14 @@ impl fmt::Display for Error {
                 "guest `{name}` is listed twice (or two guests have the same library name); list each guest once"
             ),
             Error::BadMemory { message } => write!(f, "wasm-embed-build: {message}"),
+            Error::ToolchainMissing { toolchain, message } => write!(
+                f,
+                "the Rust toolchain `{toolchain}` that builds the guests is not installed ({message}); \
+                 install it: rustup toolchain install {toolchain} --profile minimal --component rust-src"
+            ),
+            Error::ComponentMissing { what, fix } => {
+                write!(f, "guests cannot be built: the toolchain lacks {what}; install it: {fix}")
+            }
             Error::Spawn { program, source } => write!(
                 f,
                 "could not run `{}`: {source}; check that it is installed and on PATH",
@@ -91,6 +105,11 @@ impl fmt::Display for Error {
                 "guest `{guest}`: wasm-opt failed: {message}; build without the `wasm-opt` feature of wasm-embed-build to skip it"
             ),
             Error::Precompile { guest, source } => write!(f, "guest `{guest}`: {source}"),
+            Error::StackTooSmall { guest, needs, given } => write!(
+                f,
+                "guest `{guest}` can use {needs} bytes of Pulley stack but Builder::max_wasm_stack gives {given}; \
+                 raise it to at least {needs}, or remove the setting to size it automatically"
+            ),
             Error::UnsupportedTarget { triple } => write!(
                 f,
                 "target `{triple}` is neither 32- nor 64-bit little-endian, which Pulley needs; \

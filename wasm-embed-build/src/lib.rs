@@ -35,6 +35,8 @@ pub mod optimize;
 pub mod pages;
 pub mod precompile;
 pub mod report;
+mod reuse;
+pub mod stack;
 pub mod strip;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +49,14 @@ use compile::CompileOptions;
 use emit::Precompiled;
 
 const PAGE: u32 = 64 * 1024;
+
+/// Bytes of seed 001's add guest built by each kind of toolchain, measured with this
+/// library (README), for the warning a stable build prints.
+const NIGHTLY_ADD_WASM: usize = 102;
+const STABLE_ADD_WASM: usize = 141;
+
+/// The Pulley stack for a guest whose depth cannot be bounded.
+const DEFAULT_PULLEY_STACK: usize = 4 * 1024;
 
 /// Builds the guests listed in the firmware's `[package.metadata.wasm-embed]`, for use
 /// as the whole of a `build.rs`. On failure it reports the error to Cargo and exits, so
@@ -79,7 +89,8 @@ pub struct Builder {
     stack_size: u32,
     initial_memory: u32,
     profile: Profile,
-    max_wasm_stack: usize,
+    max_wasm_stack: Option<usize>,
+    toolchain: Option<String>,
     exact_memory: bool,
     skip: Option<bool>,
 }
@@ -107,6 +118,10 @@ pub struct BuiltGuest {
     pub sizes: Sizes,
     /// What the `pages` stage did to its linear memory.
     pub memory: pages::Memory,
+    /// The most Pulley stack a call into it can use.
+    pub stack: stack::Stack,
+    /// Whether the last build's `.cwasm` was reused, the wasm and settings being the same.
+    pub cwasm_reused: bool,
     /// The `.cwasm` file in the output directory.
     pub cwasm: PathBuf,
     /// The files whose change rebuilds this guest.
@@ -127,7 +142,8 @@ impl Builder {
             stack_size: 4 * 1024,
             initial_memory: PAGE,
             profile: Profile::Size,
-            max_wasm_stack: Settings::new(Target::Pulley32).max_wasm_stack,
+            max_wasm_stack: None,
+            toolchain: None,
             exact_memory: true,
             skip: None,
         }
@@ -169,10 +185,20 @@ impl Builder {
         self
     }
 
-    /// Bytes of Pulley stack each guest call may use (default 4 KiB), allocated from
-    /// the firmware's heap while a guest is instantiated. A deeper call traps.
+    /// Bytes of Pulley stack each guest call may use, allocated from the firmware's heap
+    /// with each store; a deeper call traps. Default: the deepest any guest can reach,
+    /// read from its compiled code, or 4 KiB when a guest recurses or calls through a
+    /// table. A guest whose known depth exceeds a value set here is a build error.
     pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Builder {
-        self.max_wasm_stack = bytes;
+        self.max_wasm_stack = Some(bytes);
+        self
+    }
+
+    /// Builds guests with this rustup toolchain (say `nightly-2026-05-20`) rather than
+    /// the one building the firmware: a firmware on stable can have nightly's smaller
+    /// guests. It needs the `rust-src` component.
+    pub fn toolchain(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.toolchain = Some(name.into());
         self
     }
 
@@ -233,7 +259,6 @@ impl Builder {
         };
         let settings = Settings {
             profile: self.profile,
-            max_wasm_stack: self.max_wasm_stack,
             ..Settings::new(target)
         };
         let keep_names = self.profile == Profile::Debug;
@@ -250,8 +275,24 @@ impl Builder {
         } else {
             self.guests.clone()
         };
-        let options = CompileOptions {
-            cargo: std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from),
+        let toolchain = match (&skip, &self.toolchain) {
+            (Some(_), _) => None,
+            (None, Some(name)) => Some(compile::Toolchain::rustup(name)?),
+            (None, None) => Some(compile::Toolchain::current()?),
+        };
+        if let Some(toolchain) = toolchain.as_ref().filter(|t| !t.nightly && in_build_script) {
+            build_rs::output::warning(&format!(
+                "guests are built with `{}`, a stable toolchain, against the prebuilt {} library: \
+                 they come out larger (seed 001's add guest: {STABLE_ADD_WASM} B of wasm instead of {NIGHTLY_ADD_WASM}); \
+                 for the small build install a nightly with rust-src and call Builder::toolchain(\"nightly\")",
+                toolchain.name,
+                compile::WASM_TARGET
+            ));
+        }
+        // A skipped build compiles nothing, so it needs no toolchain for wasm.
+        let options = toolchain.map(|toolchain| CompileOptions {
+            toolchain,
+            cargo_flags: if in_build_script { compile::outer_cargo_flags() } else { Vec::new() },
             target_dir: match &self.guest_target_dir {
                 Some(dir) => dir.clone(),
                 None => default_guest_target_dir(&out_dir),
@@ -259,17 +300,30 @@ impl Builder {
             stack_size: self.stack_size,
             initial_memory: self.initial_memory,
             keep_names,
-        };
+        });
         std::fs::create_dir_all(&out_dir).map_err(error::io(&out_dir))?;
+
+        let mut guests: Vec<(locate::GuestCrate, Option<Prepared>)> = Vec::new();
+        for spec in &specs {
+            let guest = locate::locate(spec, &manifest_dir)?;
+            if guests.iter().any(|(g, _)| g.name == guest.name) {
+                return Err(Error::DuplicateGuest { name: guest.name });
+            }
+            let prepared = match &options {
+                None => None,
+                Some(options) => Some(self.prepare(&guest, options, &settings, &out_dir, in_build_script)?),
+            };
+            guests.push((guest, prepared));
+        }
+        let settings = Settings {
+            max_wasm_stack: self.pulley_stack(&guests, in_build_script)?,
+            ..settings
+        };
 
         let mut built = Vec::new();
         let mut precompiled: Vec<Precompiled> = Vec::new();
-        for spec in &specs {
-            let guest = locate::locate(spec, &manifest_dir)?;
-            if precompiled.iter().any(|p| p.name == guest.name) {
-                return Err(Error::DuplicateGuest { name: guest.name });
-            }
-            if skip.is_some() {
+        for (guest, prepared) in guests {
+            let Some(prepared) = prepared else {
                 precompiled.push(Precompiled {
                     name: guest.name,
                     manifest_path: guest.manifest_path,
@@ -277,43 +331,22 @@ impl Builder {
                     sizes: Sizes::default(),
                 });
                 continue;
-            }
-            let compiled = compile::compile(&guest, &options)?;
-            let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
-            let stripped = strip::strip(&guest.name, &wasm, keep_names)?;
-            let optimized = optimize::optimize(&guest.name, &stripped, &out_dir, keep_names)?;
-            let (sized, memory) = if self.exact_memory {
-                pages::shrink_memory(&guest.name, &optimized)?
-            } else {
-                let reason = "Builder::exact_memory is off";
-                (optimized.clone(), pages::Memory::Standard { reason })
             };
-            if let (pages::Memory::Standard { reason }, true) = (&memory, in_build_script && self.exact_memory) {
-                build_rs::output::warning(&format!(
-                    "guest `{}` keeps 64 KiB memory pages because {reason}; \
-                     each page costs the firmware 64 KiB of heap",
-                    guest.name
-                ));
-            }
-            let cwasm = precompile::precompile(&guest.name, &settings, &sized)?;
+            let (cwasm, cwasm_reused) = reuse::reuse_or(&out_dir, &format!("{}.cwasm", guest.name), &prepared.key(&settings), || {
+                precompile::precompile(&guest.name, &settings, &prepared.wasm)
+            })?;
             let sizes = Sizes {
-                compiled: wasm.len(),
-                stripped: stripped.len(),
-                optimized: optimized.len(),
                 cwasm: cwasm.len(),
+                ..prepared.sizes
             };
-            let mut inputs = compiled.sources;
-            inputs.push(guest.manifest_path.clone());
-            inputs.push(guest.workspace_root.join("Cargo.toml"));
-            inputs.push(guest.workspace_root.join("Cargo.lock"));
-            inputs.sort();
-            inputs.dedup();
             built.push(BuiltGuest {
                 name: guest.name.clone(),
                 sizes,
-                memory,
+                memory: prepared.memory,
+                stack: prepared.stack,
+                cwasm_reused,
                 cwasm: out_dir.join(format!("{}.cwasm", guest.name)),
-                inputs,
+                inputs: prepared.inputs,
             });
             precompiled.push(Precompiled {
                 name: guest.name,
@@ -343,6 +376,123 @@ impl Builder {
             settings,
             guests: built,
         })
+    }
+
+    /// Every stage up to precompilation, for one guest: its final wasm and what it needs.
+    fn prepare(
+        &self,
+        guest: &locate::GuestCrate,
+        options: &CompileOptions,
+        settings: &Settings,
+        out_dir: &Path,
+        in_build_script: bool,
+    ) -> Result<Prepared, Error> {
+        let name = &guest.name;
+        let compiled = compile::compile(guest, options)?;
+        let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
+        let stripped = strip::strip(name, &wasm, options.keep_names)?;
+        let optimized = optimize::optimize(name, &stripped, out_dir, options.keep_names)?;
+        let (sized, memory) = if self.exact_memory {
+            pages::shrink_memory(name, &optimized)?
+        } else {
+            let reason = "Builder::exact_memory is off";
+            (optimized.clone(), pages::Memory::Standard { reason })
+        };
+        if let (pages::Memory::Standard { reason }, true) = (&memory, in_build_script && self.exact_memory) {
+            build_rs::output::warning(&format!(
+                "guest `{name}` keeps 64 KiB memory pages because {reason}; each page costs the firmware 64 KiB of heap"
+            ));
+        }
+        let key = Prepared::key_for(&sized, settings);
+        let (stack, _) = reuse::reuse_or(out_dir, &format!("{name}.stack"), &key, || {
+            stack::pulley_stack(name, settings, &sized).map(|s| s.to_string().into_bytes())
+        })?;
+        let stack = String::from_utf8_lossy(&stack).parse().map_err(|message| Error::Parse {
+            guest: name.clone(),
+            message,
+        })?;
+        let mut inputs = compiled.sources;
+        inputs.push(guest.manifest_path.clone());
+        inputs.push(guest.workspace_root.join("Cargo.toml"));
+        inputs.push(guest.workspace_root.join("Cargo.lock"));
+        inputs.sort();
+        inputs.dedup();
+        Ok(Prepared {
+            sizes: Sizes {
+                compiled: wasm.len(),
+                stripped: stripped.len(),
+                optimized: optimized.len(),
+                cwasm: 0,
+            },
+            wasm: sized,
+            memory,
+            stack,
+            inputs,
+        })
+    }
+
+    /// The Pulley stack the engine gives each call: what the user set, or else the
+    /// deepest any guest can reach, or the default when some guest's depth is unknown.
+    fn pulley_stack(&self, guests: &[(locate::GuestCrate, Option<Prepared>)], in_build_script: bool) -> Result<usize, Error> {
+        let needs = guests
+            .iter()
+            .filter_map(|(guest, prepared)| Some((&guest.name, &prepared.as_ref()?.stack)));
+        let mut deepest = 0;
+        for (name, stack) in needs {
+            match (stack, self.max_wasm_stack) {
+                (&stack::Stack::Bounded { bytes }, Some(given)) if bytes > given => {
+                    return Err(Error::StackTooSmall {
+                        guest: name.clone(),
+                        needs: bytes,
+                        given,
+                    });
+                }
+                (&stack::Stack::Bounded { bytes }, _) => deepest = deepest.max(bytes),
+                (stack::Stack::Unbounded { reason }, None) => {
+                    if in_build_script {
+                        build_rs::output::warning(&format!(
+                            "guest `{name}` gets the default {DEFAULT_PULLEY_STACK} bytes of Pulley stack because \
+                             its depth cannot be bounded: {reason}; set Builder::max_wasm_stack to choose"
+                        ));
+                    }
+                    deepest = deepest.max(DEFAULT_PULLEY_STACK);
+                }
+                (stack::Stack::Unbounded { .. }, Some(_)) => {}
+            }
+        }
+        // Pulley rounds its stack up to 16 bytes; Wasmtime refuses 0.
+        Ok(self.max_wasm_stack.unwrap_or(deepest.next_multiple_of(16).max(16)))
+    }
+}
+
+/// A guest after every stage but precompilation.
+#[derive(Clone, Debug)]
+struct Prepared {
+    wasm: Vec<u8>,
+    sizes: Sizes,
+    memory: pages::Memory,
+    stack: stack::Stack,
+    inputs: Vec<PathBuf>,
+}
+
+impl Prepared {
+    /// What a precompiled artifact of `wasm` depends on: its bytes, the settings, the
+    /// Wasmtime version and configuration, and this library's own code (through the
+    /// build script's binary, which Cargo relinks when any of it changes).
+    fn key_for(wasm: &[u8], settings: &Settings) -> Vec<u8> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        if let Ok(engine) = wasm_embed::engine(settings) {
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+        }
+        let binary = std::env::current_exe().and_then(std::fs::metadata).and_then(|m| m.modified());
+        let mut key = format!("{settings:?} {:x} {binary:?}\n", hasher.finish()).into_bytes();
+        key.extend_from_slice(wasm);
+        key
+    }
+
+    fn key(&self, settings: &Settings) -> Vec<u8> {
+        Prepared::key_for(&self.wasm, settings)
     }
 }
 

@@ -30,6 +30,10 @@ pub fn report(out_dir: &Path, settings: &Settings, guests: &[BuiltGuest]) -> Res
                 "cwasm": guest.sizes.cwasm,
                 "memory": memory,
                 "memory_bytes": memory_bytes,
+                "pulley_stack": match &guest.stack {
+                    crate::stack::Stack::Bounded { bytes } => Some(*bytes),
+                    crate::stack::Stack::Unbounded { .. } => None,
+                },
             })
         })
         .collect();

@@ -3,10 +3,11 @@
 
 mod common;
 
-use wasm_embed::wasmtime::{Linker, Store};
+use wasm_embed::wasmtime::{Func, Store};
 use wasm_embed::{Guest, Profile, Settings, Target};
 use wasm_embed_build::compile::{self, CompileOptions};
 use wasm_embed_build::pages::{self, Memory};
+use wasm_embed_build::stack::{self, Stack};
 use wasm_embed_build::{Builder, Error, locate, optimize, strip};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
@@ -24,10 +25,9 @@ fn builder(test: &str) -> Builder {
 fn call_add(guest: &Guest) -> Result<u32, wasm_embed::Error> {
     let engine = wasm_embed::engine(guest.settings())?;
     let module = guest.module(&engine)?;
-    let mut linker = Linker::new(&engine);
-    linker.func_wrap("host", "extra", || 42u32).unwrap();
     let mut store = Store::new(&engine, ());
-    let instance = guest.instantiate(&mut store, &linker, &module)?;
+    let extra = Func::wrap(&mut store, || 42u32);
+    let instance = guest.instantiate(&mut store, &module, &[extra.into()])?;
     let add = guest.func::<(u32, u32), u32>(&mut store, &instance, "add_with_extra")?;
     add.call(&mut store, (1, 2))
 }
@@ -100,7 +100,8 @@ fn each_stage_outputs_valid_wasm_and_strip_removes_custom_sections() {
     let guest = locate::locate("guests/add", &common::repo()).unwrap();
     assert_eq!((guest.package.as_str(), guest.name.as_str()), ("add", "add"));
     let options = CompileOptions {
-        cargo: std::env::var_os("CARGO").map_or("cargo".into(), Into::into),
+        toolchain: compile::Toolchain::current().unwrap(),
+        cargo_flags: Vec::new(),
         target_dir: common::guest_target_dir(),
         stack_size: 4096,
         initial_memory: 65536,
@@ -213,7 +214,7 @@ fn instantiate(name: &'static str, wasm: &[u8]) -> (Guest, wasm_embed::wasmtime:
     let engine = wasm_embed::engine(&settings).unwrap();
     let module = guest.module(&engine).unwrap();
     let mut store = Store::new(&engine, ());
-    let instance = guest.instantiate(&mut store, &Linker::new(&engine), &module).unwrap();
+    let instance = guest.instantiate(&mut store, &module, &[]).unwrap();
     (guest, store, instance)
 }
 
@@ -284,7 +285,7 @@ fn debug_profile_keeps_names_and_a_trap_names_the_function() {
     let engine = wasm_embed::engine(&settings).unwrap();
     let module = guest.module(&engine).unwrap();
     let mut store = Store::new(&engine, ());
-    let instance = guest.instantiate(&mut store, &Linker::new(&engine), &module).unwrap();
+    let instance = guest.instantiate(&mut store, &module, &[]).unwrap();
     let run = guest.func::<(), ()>(&mut store, &instance, "run").unwrap();
     let error = run.call(&mut store, ()).unwrap_err().to_string();
     assert!(error.contains("explode"), "{error}");
@@ -316,4 +317,189 @@ fn wasm_using_a_feature_the_engine_does_not_enable_is_refused_at_build_time() {
     assert!(error.to_lowercase().contains("simd"), "{error}");
     assert!(error.ends_with("which is what the firmware's engine enables"), "{error}");
     assert_eq!(error.lines().count(), 1, "{error}");
+}
+
+/// `guest` with its engine given `max_wasm_stack` bytes of Pulley stack instead.
+fn with_pulley_stack(guest: &Guest, max_wasm_stack: usize) -> Guest {
+    let settings = Settings { max_wasm_stack, ..*guest.settings() };
+    // A copy: Wasmtime registers loaded code by address, so one image cannot be loaded
+    // by two engines at once.
+    // SAFETY: the same precompiler output; the Pulley stack size is not part of what
+    // Wasmtime checks, only how much the engine allocates.
+    unsafe { Guest::new(guest.name(), leak(guest.cwasm().to_vec()), settings) }
+}
+
+#[test]
+fn pulley_stack_is_sized_to_the_guest_and_less_is_refused_at_build_time() {
+    let output = builder("stack").guest("guests/add").build().unwrap();
+    let built = &output.guests[0];
+    let Stack::Bounded { bytes } = built.stack else { panic!("{:?}", built.stack) };
+    // Entry trampoline, add_with_extra and the trampoline to the host's `extra`.
+    assert!((64..1024).contains(&bytes), "{bytes}");
+    assert_eq!(output.settings.max_wasm_stack, bytes.next_multiple_of(16));
+    // SAFETY: the precompiler's output for these settings.
+    let guest = unsafe { Guest::new("add", leak(std::fs::read(&built.cwasm).unwrap()), output.settings) };
+    assert_eq!(call_add(&guest).unwrap(), 45);
+    // Asking for less than the guest can use is refused at build time.
+    let error = builder("stack-small").guest("guests/add").max_wasm_stack(64).build().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "guest `add` can use {bytes} bytes of Pulley stack but Builder::max_wasm_stack gives 64; \
+             raise it to at least {bytes}, or remove the setting to size it automatically"
+        )
+    );
+}
+
+#[test]
+fn recursion_and_table_calls_leave_the_pulley_stack_unbounded() {
+    let settings = Settings::new(Target::this_machine());
+    let recursive = wat::parse_str(
+        r#"(module (func $count (export "count") (param i32) (result i32)
+             local.get 0 i32.eqz if (result i32) i32.const 0 else
+             local.get 0 i32.const 1 i32.sub call $count i32.const 1 i32.add end))"#,
+    )
+    .unwrap();
+    let Stack::Unbounded { reason } = stack::pulley_stack("recursive", &settings, &recursive).unwrap() else {
+        panic!("recursion was bounded")
+    };
+    assert!(reason.ends_with("calls itself (recursion)"), "{reason}");
+
+    let table = wat::parse_str(
+        r#"(module (type $t (func (result i32))) (table 1 funcref) (elem (i32.const 0) $one)
+             (func $one (result i32) i32.const 1)
+             (func (export "run") (result i32) i32.const 0 call_indirect (type $t)))"#,
+    )
+    .unwrap();
+    assert_eq!(
+        stack::pulley_stack("table", &settings, &table).unwrap(),
+        Stack::Unbounded { reason: "it calls functions through a table (call_indirect)".into() }
+    );
+    // Chains of direct calls add up, and with no imports the bound is exact: Pulley
+    // rounds its stack up to 16 bytes, and 16 fewer than the bound is too few.
+    let chain = wat::parse_str(
+        r#"(module (func $c (result i32) i32.const 1) (func $b (result i32) call $c i32.const 1 i32.add)
+             (func $a (export "a") (result i32) call $b i32.const 1 i32.add)
+             (func (export "leaf") (result i32) i32.const 1))"#,
+    )
+    .unwrap();
+    let Stack::Bounded { bytes } = stack::pulley_stack("chain", &settings, &chain).unwrap() else { panic!() };
+    let (guest, mut store, instance) = instantiate("chain", &chain);
+    let a = guest.func::<(), i32>(&mut store, &instance, "a").unwrap();
+    assert_eq!(a.call(&mut store, ()).unwrap(), 3);
+    let engine_with = |max| {
+        let short = with_pulley_stack(&guest, max);
+        let engine = wasm_embed::engine(short.settings()).unwrap();
+        let module = short.module(&engine).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = short.instantiate(&mut store, &module, &[]).unwrap();
+        let a = short.func::<(), i32>(&mut store, &instance, "a").unwrap();
+        a.call(&mut store, ()).map_err(|e| e.to_string())
+    };
+    assert_eq!(engine_with(bytes.next_multiple_of(16)), Ok(3));
+    assert!(engine_with(bytes.next_multiple_of(16) - 16).unwrap_err().contains("call stack exhausted"));
+}
+
+#[test]
+fn an_unchanged_guest_reuses_its_cwasm_and_a_settings_change_does_not() {
+    let first = builder("reuse").guest("guests/add").build().unwrap();
+    assert!(!first.guests[0].cwasm_reused);
+    let again = Builder::new()
+        .manifest_dir(common::repo())
+        .out_dir(common::out_dir_path("reuse"))
+        .guest_target_dir(common::guest_target_dir())
+        .target(Target::this_machine())
+        .guest("guests/add")
+        .clone();
+    let second = again.clone().build().unwrap();
+    assert!(second.guests[0].cwasm_reused);
+    assert_eq!(std::fs::read(&second.guests[0].cwasm).unwrap().len(), first.guests[0].sizes.cwasm);
+    let debug = again.clone().profile(Profile::Debug).build().unwrap();
+    assert!(!debug.guests[0].cwasm_reused);
+}
+
+#[test]
+fn a_stable_toolchain_builds_the_guest_without_build_std_and_it_still_runs() {
+    let output = builder("stable").guest("guests/add").toolchain("stable").build().unwrap();
+    let built = &output.guests[0];
+    let nightly = builder("nightly").guest("guests/add").build().unwrap();
+    assert!(built.sizes.compiled > nightly.guests[0].sizes.compiled, "{:?}", built.sizes);
+    // SAFETY: the precompiler's output for these settings.
+    let guest = unsafe { Guest::new("add", leak(std::fs::read(&built.cwasm).unwrap()), output.settings) };
+    assert_eq!(call_add(&guest).unwrap(), 45);
+    println!("add guest: {} B of wasm on stable, {} B on nightly", built.sizes.compiled, nightly.guests[0].sizes.compiled);
+}
+
+#[test]
+fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
+    let error = builder("no-toolchain").guest("guests/add").toolchain("nightly-1999-01-01").build().unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("the Rust toolchain `nightly-1999-01-01` that builds the guests is not installed ("), "{message}");
+    assert!(
+        message.ends_with("install it: rustup toolchain install nightly-1999-01-01 --profile minimal --component rust-src"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+/// A `rustc` that is the real one of `toolchain` but reports an empty sysroot named
+/// `name`, as a toolchain without rust-src or the wasm target would look.
+fn rustc_without_components(toolchain: &str, name: &str) -> std::path::PathBuf {
+    let dir = common::out_dir(&format!("fake-{name}"));
+    let sysroot = dir.join(name);
+    std::fs::create_dir_all(sysroot.join("lib/rustlib")).unwrap();
+    let real = std::process::Command::new("rustup").args(["which", "rustc", "--toolchain", toolchain]).output().unwrap();
+    assert!(real.status.success(), "{real:?}");
+    let script = dir.join("rustc");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$*\" = \"--print sysroot\" ]; then echo {:?}; else exec {:?} \"$@\"; fi\n",
+            sysroot.display().to_string(),
+            String::from_utf8_lossy(&real.stdout).trim()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn a_toolchain_without_rust_src_or_the_wasm_target_says_what_to_add() {
+    let nightly = std::fs::read_to_string(common::repo().join("rust-toolchain.toml")).unwrap();
+    let nightly = nightly.split('"').nth(1).unwrap().to_owned();
+    let rustc = rustc_without_components(&nightly, "nightly-without-src");
+    let error = compile::Toolchain::find("cargo".into(), rustc).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "guests cannot be built: the toolchain lacks the `rust-src` component, which build-std compiles `core` \
+         for the guest from; install it: rustup component add rust-src --toolchain nightly-without-src"
+    );
+    let rustc = rustc_without_components("stable", "stable-without-wasm");
+    let error = compile::Toolchain::find("cargo".into(), rustc).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "guests cannot be built: the toolchain lacks the prebuilt `wasm32v1-none` standard library; \
+         install it: rustup target add wasm32v1-none --toolchain stable-without-wasm"
+    );
+}
+
+#[test]
+fn the_outer_builds_locked_flag_reaches_the_guests_build() {
+    let guest = locate::locate(common::fixture("unlocked").to_str().unwrap(), &common::repo()).unwrap();
+    let options = |cargo_flags: Vec<String>| CompileOptions {
+        toolchain: compile::Toolchain::current().unwrap(),
+        cargo_flags,
+        target_dir: common::guest_target_dir(),
+        stack_size: 4096,
+        initial_memory: 65536,
+        keep_names: false,
+    };
+    let flags = compile::cargo_flags(&["cargo".into(), "build".into(), "--locked".into()], None);
+    assert_eq!(flags, ["--locked"]);
+    let error = compile::compile(&guest, &options(flags)).unwrap_err().to_string();
+    assert!(error.starts_with("guest `unlocked` did not compile for wasm32v1-none:"), "{error}");
+    assert!(error.contains("--locked was passed"), "{error}");
+    assert!(!common::fixture("unlocked/Cargo.lock").exists());
 }

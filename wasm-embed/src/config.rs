@@ -2,9 +2,14 @@
 //! and the firmware both call [`Settings::config`]; every setting Wasmtime checks when it
 //! loads a `.cwasm` (`check_compatible` in its `engine/serialization.rs`) is set here.
 
+use core::num::NonZeroUsize;
+
 use wasmtime::{Config, Engine, WasmFeatures};
 
 use crate::Error;
+
+/// Frames of a trap's backtrace in the debug profile (Wasmtime's default).
+const BACKTRACE_FRAMES: NonZeroUsize = NonZeroUsize::new(20).unwrap();
 
 /// The code format a `.cwasm` holds. Cortex-M has no Cranelift back end, so devices run
 /// Pulley, Wasmtime's portable interpreter, at the device's pointer width.
@@ -107,6 +112,10 @@ impl Settings {
             .max_wasm_stack(self.max_wasm_stack);
         let debug = self.profile == Profile::Debug;
         config.generate_address_map(debug).debug_symbols(debug);
+        // A backtrace costs heap at every trap and walks Pulley frames that may be
+        // half-built when a call overflows its stack in a trampoline; only the debug
+        // profile, whose traps name functions, collects one.
+        config.wasm_backtrace_max_frames(debug.then_some(BACKTRACE_FRAMES));
         // Spelled out rather than left to defaults that depend on which Wasmtime Cargo
         // features each side compiled in: exactly what `wasm32v1-none` emits.
         config.wasm_features(WasmFeatures::all(), false);

@@ -62,8 +62,8 @@ impl fmt::Display for Error {
             Error::Instantiate { guest, cause } => {
                 write!(
                     f,
-                    "guest `{guest}` could not be instantiated: {cause:#}; define each of its imports \
-                     in the Linker and leave heap for its memory and Pulley stack"
+                    "guest `{guest}` could not be instantiated: {cause:#}; give each of its imports, \
+                     in the order the guest declares them, and leave heap for its memory and Pulley stack"
                 )
             }
             Error::Export { guest, name, cause } => write!(
