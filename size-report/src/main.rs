@@ -133,6 +133,8 @@ struct Measurement {
     output: String,
     crates: Vec<(String, u64)>,
     guests: Value,
+    /// Per guest, the sections of its `.cwasm` and their sizes.
+    cwasm_sections: Vec<(String, Vec<(String, u64)>)>,
 }
 
 fn main() {
@@ -246,6 +248,13 @@ fn measure(dir: &Path) -> Result<Measurement, String> {
     let guests_path = out_dir.join("wasm-embed-report.json");
     let guests = std::fs::read_to_string(&guests_path).map_err(|e| format!("{}: {e}", guests_path.display()))?;
     let guests: Value = serde_json::from_str(&guests).map_err(|e| e.to_string())?;
+    let mut cwasm_sections = Vec::new();
+    for guest in guests["guests"].as_array().into_iter().flatten() {
+        let name = guest["name"].as_str().unwrap_or("?").to_owned();
+        let path = out_dir.join(format!("{name}.cwasm"));
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        cwasm_sections.push((name, sections_of(&bytes)?));
+    }
     let (sections, heap_arena, crates) = elf(&executable)?;
     let flash = [".vector_table", ".text", ".rodata", ".data"].iter().map(|s| sections[s]).sum();
     Ok(Measurement {
@@ -256,7 +265,23 @@ fn measure(dir: &Path) -> Result<Measurement, String> {
         output: firmware,
         crates,
         guests,
+        cwasm_sections,
     })
+}
+
+/// The sections of a `.cwasm` (an ELF file) by size, and what the ELF format itself
+/// takes: headers, the section table and alignment padding.
+fn sections_of(cwasm: &[u8]) -> Result<Vec<(String, u64)>, String> {
+    let file = object::File::parse(cwasm).map_err(|e| format!(".cwasm: {e}"))?;
+    let mut sections: Vec<(String, u64)> = file
+        .sections()
+        .filter_map(|s| Some((s.name().ok()?.to_owned(), s.file_range()?.1)))
+        .filter(|(_, size)| *size > 0)
+        .collect();
+    sections.sort_by(|a, b| b.1.cmp(&a.1));
+    let listed: u64 = sections.iter().map(|(_, size)| size).sum();
+    sections.push(("(ELF header, section table, padding)".into(), cwasm.len() as u64 - listed));
+    Ok(sections)
 }
 
 /// Section sizes, the heap arena's size and code + read-only data by crate.
@@ -324,22 +349,37 @@ fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) {
         println!("| {name} | {} |", group(*bytes));
     }
     println!("\n## Guests\n");
-    println!("| guest | wasm from rustc | stripped | wasm-opt | .cwasm | linear memory |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| guest | wasm from rustc | stripped | wasm-opt | .cwasm | linear memory | Pulley stack |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for guest in base.guests["guests"].as_array().into_iter().flatten() {
         let n = |key: &str| guest[key].as_u64().map_or("–".into(), group);
         let memory = match guest["memory_bytes"].as_u64() {
             Some(bytes) => format!("{} B", group(bytes)),
             None => guest["memory"].as_str().unwrap_or("?").to_owned(),
         };
+        let stack = match guest["pulley_stack"].as_u64() {
+            Some(bytes) => format!("{} B", group(bytes)),
+            None => "unbounded".to_owned(),
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {memory} |",
+            "| {} | {} | {} | {} | {} | {memory} | {stack} |",
             guest["name"].as_str().unwrap_or("?"),
             n("wasm_compiled"),
             n("wasm_stripped"),
             n("wasm_optimized"),
             n("cwasm"),
         );
+    }
+    println!(
+        "\nThe engine allocates {} B of Pulley stack per store: the deepest guest's need, rounded up to 16.",
+        base.guests["max_wasm_stack"].as_u64().map_or("?".into(), group)
+    );
+    for (guest, sections) in &base.cwasm_sections {
+        println!("\n### What is in {guest}.cwasm\n");
+        println!("| section | bytes |\n|---|---:|");
+        for (name, bytes) in sections {
+            println!("| `{name}` | {} |", group(*bytes));
+        }
     }
     if !levers.is_empty() {
         println!("\n## What each lever saves (built without it, minus the default build)\n");
@@ -366,6 +406,7 @@ fn to_json(base: &Measurement, levers: &[(&str, Measurement)]) -> Value {
             "firmware_output": m.output,
             "crates": m.crates.iter().map(|(n, b)| json!({"crate": n, "bytes": b})).collect::<Vec<_>>(),
             "guests": m.guests,
+            "cwasm_sections": m.cwasm_sections,
         })
     };
     json!({

@@ -110,9 +110,19 @@ pub struct Compiled {
     pub sources: Vec<PathBuf>,
 }
 
-/// Builds `guest` in release mode with the smallest settings the pinned nightly has.
-pub fn compile(guest: &GuestCrate, options: &CompileOptions) -> Result<Compiled, Error> {
-    let mut command = command(guest, options);
+/// Builds guests of one workspace in release mode with the smallest settings the
+/// toolchain has, in one nested cargo, so their common dependencies (`core` among them)
+/// are built once and cargo schedules them together on the shared jobserver.
+pub fn compile(guests: &[GuestCrate], options: &CompileOptions) -> Result<Vec<Compiled>, Error> {
+    let Some(first) = guests.first() else {
+        return Ok(Vec::new());
+    };
+    assert!(
+        guests.iter().all(|g| g.workspace_root == first.workspace_root),
+        "compile takes the guests of one workspace"
+    );
+    let names: Vec<&str> = guests.iter().map(|g| g.name.as_str()).collect();
+    let mut command = command(guests, options);
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -123,14 +133,14 @@ pub fn compile(guest: &GuestCrate, options: &CompileOptions) -> Result<Compiled,
         })?;
     // Read stderr on its own thread so neither pipe can fill up and stall cargo.
     let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
-    let name = guest.name.clone();
+    let label = names.join("`, `");
     let stderr = std::thread::spawn(move || {
         // Cargo shows a build script's output only after it ends, so the progress of a
         // long first build (all of `core`) goes to the terminal itself, if there is one.
         let mut terminal = progress_terminal();
         let mut text = String::new();
         for line in stderr.lines().map_while(Result::ok) {
-            if let (Some(terminal), Some(progress)) = (terminal.as_mut(), progress_line(&name, &line)) {
+            if let (Some(terminal), Some(progress)) = (terminal.as_mut(), progress_line(&label, &line)) {
                 let _ = writeln!(terminal, "{progress}");
             }
             text.push_str(&line);
@@ -138,14 +148,14 @@ pub fn compile(guest: &GuestCrate, options: &CompileOptions) -> Result<Compiled,
         }
         text
     });
-    let mut wasm = None;
+    let mut wasm: Vec<Option<PathBuf>> = vec![None; guests.len()];
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
     for message in Message::parse_stream(stdout).flatten() {
         if let Message::CompilerArtifact(artifact) = message
-            && artifact.target.name.replace('-', "_") == guest.name
+            && let Some(index) = names.iter().position(|n| artifact.target.name.replace('-', "_") == *n)
             && let Some(file) = artifact.filenames.iter().find(|f| f.extension() == Some("wasm"))
         {
-            wasm = Some(PathBuf::from(file.clone()));
+            wasm[index] = Some(PathBuf::from(file.clone()));
         }
     }
     let status = child.wait().map_err(|source| Error::Spawn {
@@ -153,24 +163,31 @@ pub fn compile(guest: &GuestCrate, options: &CompileOptions) -> Result<Compiled,
         source,
     })?;
     let stderr = stderr.join().unwrap_or_default();
-    let wasm = match wasm {
-        Some(wasm) if status.success() => wasm,
-        _ => {
-            return Err(Error::Compile {
-                guest: guest.name.clone(),
-                messages: diagnostics(&stderr),
-            });
-        }
-    };
-    let dep_info = wasm.with_extension("d");
-    let text = std::fs::read_to_string(&dep_info).map_err(crate::error::io(&dep_info))?;
-    Ok(Compiled {
-        sources: parse_dep_info(&text),
-        wasm,
-    })
+    if !status.success() || wasm.iter().any(Option::is_none) {
+        // Cargo stops at the first failure, so the guests left without a .wasm are the
+        // one that failed and those it stopped.
+        let unbuilt: Vec<&str> = names.iter().zip(&wasm).filter(|(_, w)| w.is_none()).map(|(n, _)| *n).collect();
+        let guest = if unbuilt.is_empty() { names.join("`, `") } else { unbuilt.join("`, `") };
+        return Err(Error::Compile {
+            guest,
+            messages: diagnostics(&stderr),
+        });
+    }
+    wasm.into_iter()
+        .flatten()
+        .map(|wasm| {
+            let dep_info = wasm.with_extension("d");
+            let text = std::fs::read_to_string(&dep_info).map_err(crate::error::io(&dep_info))?;
+            Ok(Compiled {
+                sources: parse_dep_info(&text),
+                wasm,
+            })
+        })
+        .collect()
 }
 
-fn command(guest: &GuestCrate, options: &CompileOptions) -> Command {
+fn command(guests: &[GuestCrate], options: &CompileOptions) -> Command {
+    let guest = &guests[0];
     let toolchain = &options.toolchain;
     let mut command = Command::new(&toolchain.cargo);
     scrub_environment(&mut command);
@@ -182,7 +199,8 @@ fn command(guest: &GuestCrate, options: &CompileOptions) -> Command {
         .arg("--release")
         .arg("--manifest-path")
         .arg(&guest.manifest_path)
-        .args(["--package", &guest.package, "--lib", "--target", WASM_TARGET])
+        .args(guests.iter().flat_map(|g| ["--package", g.package.as_str()]))
+        .args(["--lib", "--target", WASM_TARGET])
         .arg("--target-dir")
         .arg(&options.target_dir)
         // Its own build directory too: one inherited from the outer build's

@@ -109,6 +109,8 @@ pub struct Output {
     /// The settings the guests were precompiled with.
     pub settings: Settings,
     pub guests: Vec<BuiltGuest>,
+    /// How many nested `cargo build`s ran: one per guest workspace.
+    pub nested_builds: usize,
 }
 
 /// One guest that went through the pipeline.
@@ -303,15 +305,41 @@ impl Builder {
         });
         std::fs::create_dir_all(&out_dir).map_err(error::io(&out_dir))?;
 
-        let mut guests: Vec<(locate::GuestCrate, Option<Prepared>)> = Vec::new();
+        let mut located: Vec<locate::GuestCrate> = Vec::new();
         for spec in &specs {
             let guest = locate::locate(spec, &manifest_dir)?;
-            if guests.iter().any(|(g, _)| g.name == guest.name) {
+            if located.iter().any(|g| g.name == guest.name) {
                 return Err(Error::DuplicateGuest { name: guest.name });
             }
-            let prepared = match &options {
-                None => None,
-                Some(options) => Some(self.prepare(&guest, options, &settings, &out_dir, in_build_script)?),
+            located.push(guest);
+        }
+        let mut nested_builds = 0;
+        let mut compiled: Vec<Option<compile::Compiled>> = vec![None; located.len()];
+        if let Some(options) = &options {
+            // One nested cargo per guest workspace, in the order the guests are listed.
+            let mut roots: Vec<&Path> = Vec::new();
+            for guest in &located {
+                if !roots.contains(&guest.workspace_root.as_path()) {
+                    roots.push(&guest.workspace_root);
+                }
+            }
+            for root in roots {
+                let indices: Vec<usize> = (0..located.len()).filter(|&i| located[i].workspace_root == root).collect();
+                let group: Vec<locate::GuestCrate> = indices.iter().map(|&i| located[i].clone()).collect();
+                let built = compile::compile(&group, options)?;
+                nested_builds += 1;
+                for (index, built) in indices.into_iter().zip(built) {
+                    compiled[index] = Some(built);
+                }
+            }
+        }
+        let mut guests: Vec<(locate::GuestCrate, Option<Prepared>)> = Vec::new();
+        for (guest, compiled) in located.into_iter().zip(compiled) {
+            let prepared = match (&options, compiled) {
+                (Some(options), Some(compiled)) => {
+                    Some(self.prepare(&guest, compiled, options, &settings, &out_dir, in_build_script)?)
+                }
+                _ => None,
             };
             guests.push((guest, prepared));
         }
@@ -375,20 +403,22 @@ impl Builder {
             module,
             settings,
             guests: built,
+            nested_builds,
         })
     }
 
-    /// Every stage up to precompilation, for one guest: its final wasm and what it needs.
+    /// Every stage after compilation up to precompilation, for one guest: its final wasm
+    /// and what it needs.
     fn prepare(
         &self,
         guest: &locate::GuestCrate,
+        compiled: compile::Compiled,
         options: &CompileOptions,
         settings: &Settings,
         out_dir: &Path,
         in_build_script: bool,
     ) -> Result<Prepared, Error> {
         let name = &guest.name;
-        let compiled = compile::compile(guest, options)?;
         let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
         let stripped = strip::strip(name, &wasm, options.keep_names)?;
         let optimized = optimize::optimize(name, &stripped, out_dir, options.keep_names)?;

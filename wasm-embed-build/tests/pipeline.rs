@@ -107,7 +107,7 @@ fn each_stage_outputs_valid_wasm_and_strip_removes_custom_sections() {
         initial_memory: 65536,
         keep_names: false,
     };
-    let compiled = compile::compile(&guest, &options).unwrap();
+    let compiled = compile::compile(std::slice::from_ref(&guest), &options).unwrap().remove(0);
     let wasm = std::fs::read(&compiled.wasm).unwrap();
     validate(&wasm);
 
@@ -498,8 +498,50 @@ fn the_outer_builds_locked_flag_reaches_the_guests_build() {
     };
     let flags = compile::cargo_flags(&["cargo".into(), "build".into(), "--locked".into()], None);
     assert_eq!(flags, ["--locked"]);
-    let error = compile::compile(&guest, &options(flags)).unwrap_err().to_string();
+    let error = compile::compile(&[guest], &options(flags)).unwrap_err().to_string();
     assert!(error.starts_with("guest `unlocked` did not compile for wasm32v1-none:"), "{error}");
     assert!(error.contains("--locked was passed"), "{error}");
     assert!(!common::fixture("unlocked/Cargo.lock").exists());
+}
+
+/// CRC-32 bit by bit, to check the guest's table-driven one.
+fn crc32_sequence(len: u32) -> u32 {
+    let mut crc = !0u32;
+    for i in 0..len {
+        crc ^= u32::from(i as u8);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn guests_of_one_workspace_build_in_one_nested_cargo_and_each_runs() {
+    let output = builder("two-guests").guest("guests/add").guest("guests/crc").build().unwrap();
+    assert_eq!(output.nested_builds, 1);
+    let names: Vec<&str> = output.guests.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["add", "crc"]);
+    let load = |built: &wasm_embed_build::BuiltGuest| {
+        let name: &'static str = Box::leak(built.name.clone().into_boxed_str());
+        // SAFETY: the precompiler's output for these settings.
+        unsafe { Guest::new(name, leak(std::fs::read(&built.cwasm).unwrap()), output.settings) }
+    };
+    assert_eq!(call_add(&load(&output.guests[0])).unwrap(), 45);
+
+    // The table is static data: the memory is cut to the stack and data, not 64 KiB.
+    let crc = &output.guests[1];
+    let Memory::Exact { bytes } = crc.memory else { panic!("{:?}", crc.memory) };
+    assert!((1024..65536).contains(&bytes), "{bytes}");
+    let guest = load(crc);
+    let engine = wasm_embed::engine(guest.settings()).unwrap();
+    let module = guest.module(&engine).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = guest.instantiate(&mut store, &module, &[]).unwrap();
+    let run = guest.func::<u32, u32>(&mut store, &instance, "crc32_sequence").unwrap();
+    // The check value of CRC-32 over "123456789" is 0xCBF43926; over 0..=255 it is this.
+    assert_eq!(crc32_sequence(256), 0x2905_8C73);
+    for len in [0, 1, 255, 256, 1000] {
+        assert_eq!(run.call(&mut store, len).unwrap(), crc32_sequence(len), "len {len}");
+    }
 }
