@@ -270,43 +270,49 @@ pub fn cargo_flags(args: &[String], net_offline: Option<&str>) -> Vec<String> {
     flags
 }
 
+/// Variables of the outer build's own target that a guest build must not see.
+const EXACT: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_BUILD_BUILD_DIR",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC",
+    // The inner cargo takes its job tokens from the outer build's jobserver through
+    // CARGO_MAKEFLAGS (whose descriptors a build script inherits and passes on), not
+    // from a `make` further out.
+    "MAKEFLAGS",
+    "MFLAGS",
+    "OUT_DIR",
+    "TARGET",
+    "HOST",
+    "OPT_LEVEL",
+    "PROFILE",
+    "DEBUG",
+    "NUM_JOBS",
+    "CARGO_PRIMARY_PACKAGE",
+];
+const PREFIXES: &[&str] = &["CARGO_FEATURE_", "CARGO_CFG_", "CARGO_PROFILE_", "CARGO_PKG_", "CARGO_MANIFEST_"];
+
 /// Removes what the outer build sets for its own target and would otherwise leak into
 /// the guest's build: flags, wrappers, target selection, features, cfgs and profile.
 fn scrub_environment(command: &mut Command) {
-    const EXACT: &[&str] = &[
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_BUILD_TARGET_DIR",
-        "CARGO_BUILD_BUILD_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_RUSTC_WRAPPER",
-        "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_RUSTC",
-        // The inner cargo takes its job tokens from the outer build's jobserver through
-        // CARGO_MAKEFLAGS (whose descriptors a build script inherits and passes on), not
-        // from a `make` further out.
-        "MAKEFLAGS",
-        "MFLAGS",
-        "OUT_DIR",
-        "TARGET",
-        "HOST",
-        "OPT_LEVEL",
-        "PROFILE",
-        "DEBUG",
-        "NUM_JOBS",
-        "CARGO_PRIMARY_PACKAGE",
-    ];
-    const PREFIXES: &[&str] = &["CARGO_FEATURE_", "CARGO_CFG_", "CARGO_PROFILE_", "CARGO_PKG_", "CARGO_MANIFEST_"];
     for (key, _) in std::env::vars_os() {
         let Some(key) = key.to_str() else { continue };
-        if EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p)) {
+        if leaks_into_guest_build(key) {
             command.env_remove(key);
         }
     }
+}
+
+fn leaks_into_guest_build(key: &str) -> bool {
+    EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// A path as a TOML string for `--config` (Rust's string escapes are TOML's for paths).
@@ -416,6 +422,16 @@ mod tests {
         );
         assert_eq!(progress_line("add", "error[E0425]: cannot find value `x`"), None);
         assert_eq!(progress_line("add", "warning: unused variable"), None);
+    }
+
+    #[test]
+    fn the_outer_builds_flags_are_scrubbed_but_its_jobserver_is_passed_on() {
+        for key in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_FEATURE_STD", "CARGO_CFG_TARGET_OS", "TARGET", "MAKEFLAGS"] {
+            assert!(leaks_into_guest_build(key), "{key}");
+        }
+        for key in ["CARGO_MAKEFLAGS", "CARGO_NET_OFFLINE", "CARGO_HOME", "RUSTUP_TOOLCHAIN", "PATH"] {
+            assert!(!leaks_into_guest_build(key), "{key}");
+        }
     }
 
     #[test]

@@ -20,12 +20,15 @@
 //! [`locate`] (find the crate, check it is a `cdylib`), [`compile`] (nested
 //! `cargo build` for `wasm32v1-none` with build-std), [`strip`] (custom sections),
 //! [`optimize`] (`wasm-opt -Oz`), [`pages`] (linear memory cut to exactly what the
-//! guest uses, in 1-byte pages), [`precompile`] (Wasmtime, with the configuration the
-//! runtime also uses) and [`emit`] (the `.cwasm` files and a Rust module of
+//! guest uses, in 1-byte pages), [`stack`] (the most Pulley stack a call into the guest
+//! can use, read from its compiled code), [`precompile`] (Wasmtime, with the
+//! configuration the runtime also uses; an unchanged guest's `.cwasm` is reused) and
+//! [`emit`] (the `.cwasm` files and a Rust module of
 //! [`wasm_embed::Guest`]s, included with `wasm_embed::include_guests!()`) and
 //! [`report`] (the sizes of every stage, as JSON).
-//! Cargo is told to rerun the build script only when a file the guest's build read
-//! changes.
+//! Guests of one workspace are compiled by one nested cargo, which shares the outer
+//! build's jobserver. Cargo is told to rerun the build script only when a file the
+//! guest's build read changes.
 
 pub mod compile;
 pub mod emit;

@@ -62,6 +62,10 @@ impl Guest {
 
     /// Loads the guest for `engine`, running its code in place from flash: only the
     /// metadata is decoded onto the heap.
+    ///
+    /// Load each guest once and share the `Module`: Wasmtime registers loaded code by
+    /// its address, and a second module loaded from the same flash bytes while the
+    /// first is alive makes Wasmtime 48 panic.
     pub fn module(&self, engine: &Engine) -> Result<Module, Error> {
         let cwasm = self.cwasm.ok_or(Error::NotBuilt { guest: self.name })?;
         let image = NonNull::from(cwasm);
