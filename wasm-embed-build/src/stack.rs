@@ -118,10 +118,14 @@ impl Function {
         for line in disassembler.disas().lines() {
             let (op, operands) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
             let amount = || operands.split(',').next().and_then(|a| a.trim().parse::<usize>().ok());
+            let mut grow = |bytes: Option<usize>| match bytes {
+                Some(bytes) => function.frame += bytes,
+                None => function.unreadable = Some(format!("an unreadable frame size in `{line}`")),
+            };
             match op {
-                "push_frame" => function.frame += 2 * pointer,
-                "push_frame_save" => function.frame += amount().unwrap_or(usize::MAX / 4) + 2 * pointer,
-                "stack_alloc32" => function.frame += amount().unwrap_or(usize::MAX / 4),
+                "push_frame" => grow(Some(2 * pointer)),
+                "push_frame_save" => grow(amount().map(|amount| amount + 2 * pointer)),
+                "stack_alloc32" => grow(amount()),
                 "call" | "call1" | "call2" | "call3" | "call4" => {
                     // The disassembler prints the target relative to the function.
                     let target = operands
