@@ -40,6 +40,22 @@ fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
     assert!(again.status.success(), "{stderr}");
     assert!(stderr.contains("Fresh demo-firmware"), "{stderr}");
     assert!(!stderr.contains("build-script-build`"), "the build script ran again: {stderr}");
+
+    // Editing the firmware's own source (its timestamp is enough for Cargo) recompiles
+    // the firmware but builds no guest: the build script does not run.
+    let main = common::repo().join("demo-firmware/src/main.rs");
+    let file = std::fs::File::options().write(true).open(&main).unwrap();
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(file);
+    let edited = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(common::repo().join("demo-firmware"))
+        .args(["build", "--release", "--verbose"])
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&edited.stderr);
+    assert!(edited.status.success(), "{stderr}");
+    assert!(stderr.contains("Compiling demo-firmware"), "{stderr}");
+    assert!(!stderr.contains("build-script-build`"), "the build script ran for a firmware edit: {stderr}");
 }
 
 /// A copy of demo-firmware named `name`, with its manifest and build script edited,

@@ -545,3 +545,26 @@ fn guests_of_one_workspace_build_in_one_nested_cargo_and_each_runs() {
         assert_eq!(run.call(&mut store, len).unwrap(), crc32_sequence(len), "len {len}");
     }
 }
+
+#[test]
+fn cwasm_from_another_wasmtime_version_is_refused_with_a_clear_error() {
+    let settings = Settings::new(Target::this_machine());
+    let mut cwasm = wasm_embed::precompile(&settings, &wat_add()).unwrap();
+    // The engine section starts with a format byte and the length-prefixed major version
+    // of the Wasmtime that made the file (`engine/serialization.rs`); pretend 47 did.
+    let section = {
+        use object::{Object, ObjectSection};
+        let file = object::File::parse(&*cwasm).unwrap();
+        file.section_by_name(".wasmtime.engine").unwrap().file_range().unwrap().0 as usize
+    };
+    assert_eq!(&cwasm[section..section + 4], b"\x00\x0248");
+    cwasm[section + 2..section + 4].copy_from_slice(b"47");
+    // SAFETY: Wasmtime's own output with only its version record changed, which is what
+    // it checks before trusting the rest.
+    let guest = unsafe { Guest::new("other-version", leak(cwasm), settings) };
+    let error = call_add(&guest).unwrap_err().to_string();
+    assert!(error.starts_with("guest `other-version`: its .cwasm does not match this firmware's engine ("), "{error}");
+    assert!(error.contains("incompatible version '47'"), "{error}");
+    assert!(error.ends_with("using the emitted guests::SETTINGS"), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+}
