@@ -31,13 +31,7 @@ fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
 
     // Building again with nothing changed neither reruns the build script nor rebuilds
     // the guest.
-    let again = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(common::repo().join("demo-firmware"))
-        .args(["build", "--release", "--verbose"])
-        .output()
-        .expect("cargo runs");
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(again.status.success(), "{stderr}");
+    let stderr = build_demo_verbosely();
     assert!(stderr.contains("Fresh demo-firmware"), "{stderr}");
     assert!(!stderr.contains("build-script-build`"), "the build script ran again: {stderr}");
 
@@ -47,15 +41,21 @@ fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
     let file = std::fs::File::options().write(true).open(&main).unwrap();
     file.set_modified(std::time::SystemTime::now()).unwrap();
     drop(file);
-    let edited = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let stderr = build_demo_verbosely();
+    assert!(stderr.contains("Compiling demo-firmware"), "{stderr}");
+    assert!(!stderr.contains("build-script-build`"), "the build script ran for a firmware edit: {stderr}");
+}
+
+/// `cargo build --release --verbose` of demo-firmware, which must succeed; its stderr.
+fn build_demo_verbosely() -> String {
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(common::repo().join("demo-firmware"))
         .args(["build", "--release", "--verbose"])
         .output()
         .expect("cargo runs");
-    let stderr = String::from_utf8_lossy(&edited.stderr);
-    assert!(edited.status.success(), "{stderr}");
-    assert!(stderr.contains("Compiling demo-firmware"), "{stderr}");
-    assert!(!stderr.contains("build-script-build`"), "the build script ran for a firmware edit: {stderr}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
 }
 
 /// A copy of demo-firmware named `name`, with its manifest and build script edited,
