@@ -58,6 +58,12 @@ impl Toolchain {
                 .args(args)
                 .output()
                 .map_err(|source| Error::Spawn { program: rustc.clone(), source })?;
+            if !output.status.success() {
+                // Its own complaint, on one line, in place of the I/O error.
+                let said = String::from_utf8_lossy(&output.stderr).trim().replace('\n', " ");
+                let source = std::io::Error::other(format!("`{}` failed: {said}", args.join(" ")));
+                return Err(Error::Spawn { program: rustc.clone(), source });
+            }
             Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
         };
         let version = ask(&["-vV"])?;
@@ -331,25 +337,23 @@ fn progress_terminal() -> Option<std::fs::File> {
 /// A line of the inner cargo's progress as the user sees it beside the outer build's,
 /// or `None` for lines that are not progress (diagnostics come with the error).
 fn progress_line(guest: &str, line: &str) -> Option<String> {
-    let word = line.trim_start().split(' ').next().unwrap_or("");
-    (line.starts_with(' ') && matches!(word, "Compiling" | "Finished" | "Downloading" | "Downloaded" | "Updating"))
-        .then(|| format!("   wasm-embed: guest `{guest}`: {}", line.trim_start()))
+    is_progress(line).then(|| format!("   wasm-embed: guest `{guest}`: {}", line.trim_start()))
 }
 
-/// What cargo and rustc said, without the progress lines.
-fn diagnostics(stderr: &str) -> String {
+/// Whether cargo wrote `line` to report progress (indented status words), not a
+/// diagnostic.
+fn is_progress(line: &str) -> bool {
     const PROGRESS: &[&str] = &[
         "Compiling", "Checking", "Finished", "Updating", "Downloading", "Downloaded", "Locking",
         "Adding", "Blocking", "Fresh", "Building",
     ];
-    stderr
-        .lines()
-        .filter(|line| {
-            let word = line.trim_start().split(' ').next().unwrap_or("");
-            !(line.starts_with(' ') && PROGRESS.contains(&word))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let word = line.trim_start().split(' ').next().unwrap_or("");
+    line.starts_with(' ') && PROGRESS.contains(&word)
+}
+
+/// What cargo and rustc said, without the progress lines.
+fn diagnostics(stderr: &str) -> String {
+    stderr.lines().filter(|line| !is_progress(line)).collect::<Vec<_>>().join("\n")
 }
 
 /// The prerequisites of the first rule of a Makefile-style dep-info file: the files

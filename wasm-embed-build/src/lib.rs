@@ -440,10 +440,11 @@ impl Builder {
         let (stack, _) = reuse::reuse_or(out_dir, &format!("{name}.stack"), &key, || {
             stack::pulley_stack(name, settings, &sized).map(|s| s.to_string().into_bytes())
         })?;
-        let stack = String::from_utf8_lossy(&stack).parse().map_err(|message| Error::Parse {
-            guest: name.clone(),
-            message,
-        })?;
+        // Only a damaged file from an earlier build fails to parse: work it out again.
+        let stack = match String::from_utf8_lossy(&stack).parse() {
+            Ok(stack) => stack,
+            Err(_) => stack::pulley_stack(name, settings, &sized)?,
+        };
         let mut inputs = compiled.sources;
         inputs.push(guest.manifest_path.clone());
         inputs.push(guest.workspace_root.join("Cargo.toml"));

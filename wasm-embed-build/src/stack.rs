@@ -28,11 +28,11 @@ pub enum Stack {
 
 /// The deepest Pulley stack a call into `wasm` can reach under `settings`.
 pub fn pulley_stack(guest: &str, settings: &Settings, wasm: &[u8]) -> Result<Stack, Error> {
-    let bad = |message: String| Error::Parse {
+    let invalid = |message: String| Error::Parse {
         guest: guest.to_owned(),
         message,
     };
-    if let Some(reason) = unbounded_in_wasm(wasm).map_err(bad)? {
+    if let Some(reason) = unbounded_in_wasm(wasm).map_err(invalid)? {
         return Ok(Stack::Unbounded { reason });
     }
     // Symbols do not change the code, only add its function names and offsets.
@@ -41,21 +41,31 @@ pub fn pulley_stack(guest: &str, settings: &Settings, wasm: &[u8]) -> Result<Sta
         ..*settings
     };
     let cwasm = crate::precompile::precompile(guest, &symbolized, wasm)?;
-    let object = object::File::parse(&*cwasm).map_err(|e| bad(e.to_string()))?;
-    let text = object
-        .section_by_name(".text")
-        .ok_or_else(|| bad("the .cwasm has no .text".into()))?;
-    let code = text.data().map_err(|e| bad(e.to_string()))?;
+    // Code this reader does not understand is not the guest's fault: the guest then gets
+    // the default stack, with the build warning that names this reason.
+    Ok(match functions(&cwasm, pointer_bytes(settings.target)) {
+        Ok(functions) => deepest_entry(&functions),
+        Err(why) => Stack::Unbounded {
+            reason: format!("its compiled Pulley code could not be read ({why})"),
+        },
+    })
+}
+
+/// Every function of a symbolized `.cwasm`, read.
+fn functions(cwasm: &[u8], pointer: usize) -> Result<Vec<Function>, String> {
+    let object = object::File::parse(cwasm).map_err(|e| e.to_string())?;
+    let text = object.section_by_name(".text").ok_or("the .cwasm has no .text")?;
+    let code = text.data().map_err(|e| e.to_string())?;
     let mut functions = Vec::new();
     for symbol in object.symbols().filter(|s| s.size() > 0) {
+        let name = symbol.name().map_err(|e| e.to_string())?.to_owned();
         let start = (symbol.address() - text.address()) as usize;
         let bytes = code
             .get(start..start + symbol.size() as usize)
-            .ok_or_else(|| bad(format!("symbol {:?} lies outside .text", symbol.name())))?;
-        let name = symbol.name().map_err(|e| bad(e.to_string()))?.to_owned();
-        functions.push(Function::read(name, start, bytes, pointer_bytes(settings.target)).map_err(bad)?);
+            .ok_or_else(|| format!("symbol {name} lies outside .text"))?;
+        functions.push(Function::read(name, start, bytes, pointer)?);
     }
-    Ok(deepest_entry(&functions))
+    Ok(functions)
 }
 
 fn pointer_bytes(target: Target) -> usize {
