@@ -7,6 +7,7 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
 
-    // Builds, strips, optimizes and precompiles the guests listed in Cargo.toml.
-    wasm_embed_build::build();
+    // Builds, strips, optimizes and precompiles the guests listed in Cargo.toml. Fuel
+    // bounds every call, so the guest that loops forever is stopped.
+    wasm_embed_build::Builder::new().fuel(1_000_000).run();
 }

@@ -58,13 +58,25 @@ unsafe impl GlobalAlloc for CountingHeap {
     }
 }
 
+/// Gives the heap its memory; call it first.
 pub fn init() {
     static mut MEMORY: [u8; HEAP_SIZE] = [0; HEAP_SIZE];
     // SAFETY: called once, before the first allocation; MEMORY is used by nothing else.
     unsafe { HEAP.heap.init(&raw mut MEMORY as usize, HEAP_SIZE) }
 }
 
-/// The most bytes that were allocated at once since start-up.
+/// The most bytes that were allocated at once since start-up, or since the last
+/// [`reset_peak`].
 pub fn peak() -> usize {
     HEAP.peak.load(Ordering::Relaxed)
+}
+
+/// Bytes allocated now.
+pub fn used() -> usize {
+    HEAP.used.load(Ordering::Relaxed)
+}
+
+/// Starts measuring a new peak from what is allocated now.
+pub fn reset_peak() {
+    HEAP.peak.store(used(), Ordering::Relaxed);
 }

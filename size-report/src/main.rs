@@ -1,4 +1,5 @@
-//! The size report: builds demo-firmware for the Cortex-M4, runs it in QEMU, and prints
+//! The size report: builds demo-firmware's `add` example (seed 001's firmware) for the
+//! Cortex-M4, runs it in QEMU, and prints
 //! as markdown (and writes as JSON) its flash and RAM beside seed 001's runtimes, its
 //! code size by crate, each guest's size after every pipeline stage, and, with
 //! `--levers`, what each size lever saves, measured by building without it.
@@ -75,44 +76,39 @@ const LEVERS: &[Lever] = &[
         edits: &[Edit { file: ".cargo/config.toml", from: "\"--cfg\", \"pulley_disable_interp_simd\",", to: "" }],
     },
     Lever {
+        name: "Wasm features the guests do not use off on both sides (vs Wasmtime's defaults)",
+        edits: &[Edit {
+            file: "../wasm-embed/src/config.rs",
+            from: "config.wasm_features(WasmFeatures::all(), false);",
+            to: "",
+        }],
+    },
+    Lever {
         name: "1-byte pages: memory = stack + data (vs 64 KiB pages)",
         edits: &[Edit {
             file: "build.rs",
-            from: "wasm_embed_build::build();",
-            to: "wasm_embed_build::Builder::new().exact_memory(false).run();",
+            from: "Builder::new().fuel(",
+            to: "Builder::new().exact_memory(false).fuel(",
         }],
     },
     Lever {
         name: "Pulley stack sized to the guest's code (vs a fixed 4 KiB)",
         edits: &[Edit {
             file: "build.rs",
-            from: "wasm_embed_build::build();",
-            to: "wasm_embed_build::Builder::new().max_wasm_stack(4 * 1024).run();",
+            from: "Builder::new().fuel(",
+            to: "Builder::new().max_wasm_stack(4 * 1024).fuel(",
         }],
     },
     Lever {
-        name: "imports passed in order (vs resolved by name with a `Linker`)",
-        edits: &[
-            Edit {
-                file: "src/main.rs",
-                from: "let extra = Func::wrap(&mut store, || EXTRA);",
-                to: "let mut linker = wasm_embed::wasmtime::Linker::new(&engine);\n    \
-                     linker.func_wrap(\"host\", \"extra\", || EXTRA).map_err(wasm_embed::Error::Engine)?;",
-            },
-            Edit {
-                file: "src/main.rs",
-                from: "guest.instantiate(&mut store, &module, &[extra.into()])?",
-                to: "guest.instantiate_linked(&mut store, &linker, &module)?",
-            },
-            Edit { file: "src/main.rs", from: "use wasm_embed::wasmtime::{Func, Store};", to: "use wasm_embed::wasmtime::Store;" },
-        ],
+        name: "fuel checks, which stop a guest that loops forever (a cost: negative)",
+        edits: &[Edit { file: "build.rs", from: ".fuel(1_000_000)", to: "" }],
     },
     Lever {
         name: "size profile: no names, address maps, debug symbols in the .cwasm (vs debug profile)",
         edits: &[Edit {
             file: "build.rs",
-            from: "wasm_embed_build::build();",
-            to: "wasm_embed_build::Builder::new().profile(wasm_embed_build::Profile::Debug).run();",
+            from: "Builder::new().fuel(",
+            to: "Builder::new().profile(wasm_embed_build::Profile::Debug).fuel(",
         }],
     },
 ];
@@ -148,13 +144,13 @@ fn main() {
             other => fail(&format!("unknown argument `{other}`; use [--levers] [--json PATH]")),
         }
     }
-    let base = measure(&repo().join("demo-firmware")).unwrap_or_else(|e| fail(&e));
+    let base = measure(&repo().join("demo-firmware"), EXAMPLE).unwrap_or_else(|e| fail(&e));
     let mut lever_rows = Vec::new();
     if levers {
         for lever in LEVERS {
             eprintln!("size-report: building without {}", lever.name);
             let dir = variant(lever).unwrap_or_else(|e| fail(&e));
-            let without = measure(&dir).unwrap_or_else(|e| fail(&e));
+            let without = measure(&dir, &variant_example(lever)).unwrap_or_else(|e| fail(&e));
             lever_rows.push((lever.name, without));
         }
     }
@@ -175,19 +171,53 @@ fn repo() -> PathBuf {
 }
 
 /// A copy of demo-firmware with `lever`'s edits, under its own package name so its
-/// outputs sit beside the real firmware's in the shared target directory.
+/// outputs sit beside the real firmware's in the shared target directory. A lever that
+/// edits the runtime crates (files named `../wasm-embed/...`) gets copies of both of them
+/// and of the workspace root they inherit from, so the firmware and its build script use
+/// the same edited crate: their Wasmtime settings must match.
 fn variant(lever: &Lever) -> Result<PathBuf, String> {
-    let source = repo().join("demo-firmware");
-    let slug: String = lever.name.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
-    let name = format!("size-{}", slug.to_ascii_lowercase());
+    let name = variant_name(lever);
     let dir = repo().join("target/size-report").join(&name);
-    for file in ["Cargo.toml", "Cargo.lock", "build.rs", "memory.x", "src/main.rs", "src/heap.rs", ".cargo/config.toml"] {
-        let mut text = std::fs::read_to_string(source.join(file)).map_err(|e| format!("{file}: {e}"))?;
-        if file == "Cargo.toml" {
-            let repo = repo().display().to_string();
-            text = text
-                .replace("name = \"demo-firmware\"", &format!("name = {name:?}"))
-                .replace("\"../", &format!("\"{repo}/"));
+    let with_crates = lever.edits.iter().any(|e| e.file.starts_with("../"));
+    let firmware = if with_crates { dir.join("demo-firmware") } else { dir.clone() };
+    let repo_path = repo().display().to_string();
+    // (path relative to demo-firmware, as the lever names it; where the copy goes)
+    // The example gets the variant's name: examples of one name from several packages
+    // would overwrite each other in the shared target directory.
+    let example = format!("examples/{EXAMPLE}.rs");
+    let mut files: Vec<(String, PathBuf)> = files_under(&repo().join("demo-firmware"))?
+        .into_iter()
+        .map(|f| {
+            let to = if f == example { format!("examples/{}.rs", variant_example(lever)) } else { f.clone() };
+            (f, firmware.join(to))
+        })
+        .collect();
+    if with_crates {
+        for file in ["Cargo.toml", "Cargo.lock"] {
+            files.push((format!("../{file}"), dir.join(file)));
+        }
+        for krate in RUNTIME_CRATES {
+            for file in files_under(&repo().join(krate))? {
+                if file == "Cargo.toml" || file.starts_with("src/") {
+                    files.push((format!("../{krate}/{file}"), dir.join(krate).join(&file)));
+                }
+            }
+        }
+    }
+    if let Some(edit) = lever.edits.iter().find(|e| !files.iter().any(|(f, _)| f == e.file)) {
+        return Err(format!("demo-firmware/{} does not exist; update size-report's levers", edit.file));
+    }
+    for (file, path) in &files {
+        let source = repo().join("demo-firmware").join(file);
+        let mut text = std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+        match file.as_str() {
+            "Cargo.toml" => {
+                text = text.replace("name = \"demo-firmware\"", &format!("name = {name:?}"));
+                let local = if with_crates { "\"../guests/" } else { "\"../" };
+                text = text.replace(local, &format!("\"{repo_path}/{}", &local[4..]));
+            }
+            "../Cargo.toml" => text = text.replace(", \"size-report\"", ""),
+            _ => {}
         }
         for edit in lever.edits.iter().filter(|e| e.file == file) {
             if !text.contains(edit.from) {
@@ -195,23 +225,59 @@ fn variant(lever: &Lever) -> Result<PathBuf, String> {
             }
             text = text.replace(edit.from, edit.to);
         }
-        let path = dir.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
         // Unchanged files keep their timestamps, so a warm rerun rebuilds nothing.
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(path, text).map_err(|e| e.to_string())?;
         }
     }
-    Ok(dir)
+    Ok(firmware)
+}
+
+/// The program the report measures: seed 001's firmware, running the add guest.
+const EXAMPLE: &str = "add";
+
+fn variant_name(lever: &Lever) -> String {
+    let slug: String = lever.name.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
+    format!("size-{}", slug.to_ascii_lowercase())
+}
+
+fn variant_example(lever: &Lever) -> String {
+    format!("{EXAMPLE}-{}", variant_name(lever))
+}
+
+/// The runtime crates a lever may edit.
+const RUNTIME_CRATES: [&str; 2] = ["wasm-embed", "wasm-embed-build"];
+
+/// The files of a crate, relative to it, leaving out build output.
+fn files_under(root: &Path) -> Result<Vec<String>, String> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                files.push(relative);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Builds and runs the firmware in `dir` (in demo-firmware's target directory) and
 /// measures it.
-fn measure(dir: &Path) -> Result<Measurement, String> {
+fn measure(dir: &Path, example: &str) -> Result<Measurement, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(dir)
-        .args(["run", "--release", "--message-format=json-render-diagnostics"])
+        .args(["run", "--release", "--example", example, "--message-format=json-render-diagnostics"])
         .env("CARGO_TARGET_DIR", repo().join("demo-firmware/target"))
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -371,7 +437,8 @@ fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) {
         );
     }
     println!(
-        "\nThe engine allocates {} B of Pulley stack per store: the deepest guest's need, rounded up to 16.",
+        "\nAn engine made for one guest allocates that guest's Pulley stack per store (its need rounded up \
+         to 16, or 4 KiB when unbounded); one engine for every guest would allocate {} B.",
         base.guests["max_wasm_stack"].as_u64().map_or("?".into(), group)
     );
     for (guest, sections) in &base.cwasm_sections {

@@ -236,6 +236,8 @@ fn command(guests: &[GuestCrate], options: &CompileOptions) -> Command {
     let mut rustflags = vec![
         format!("-Clink-arg=-zstack-size={}", options.stack_size),
         format!("-Clink-arg=--initial-memory={}", options.initial_memory),
+        // The end of stack, data and zeroed statics, for the `pages` stage.
+        format!("-Clink-arg=--export={}", crate::pages::HEAP_BASE),
     ];
     if toolchain.nightly {
         rustflags.push("-Zlocation-detail=none".to_owned());

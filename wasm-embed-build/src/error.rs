@@ -31,6 +31,8 @@ pub enum Error {
     Compile { guest: String, messages: String },
     /// A stage could not parse the guest's wasm.
     Parse { guest: String, message: String },
+    /// The guest imports something other than a function.
+    UnsupportedImport { guest: String, import: String },
     /// binaryen's wasm-opt failed.
     Optimize { guest: String, message: String },
     /// Wasmtime refused to precompile the guest.
@@ -95,6 +97,11 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}` did not compile for wasm32v1-none:\n{}",
                 messages.trim_end()
+            ),
+            Error::UnsupportedImport { guest, import } => write!(
+                f,
+                "guest `{guest}` imports `{import}`, which is not a function; a guest may import only \
+                 functions (its memory, tables and globals are its own)"
             ),
             Error::Parse { guest, message } => write!(
                 f,

@@ -30,6 +30,7 @@
 //! build's jobserver. Cargo is told to rerun the build script only when a file the
 //! guest's build read changes.
 
+pub mod bindings;
 pub mod compile;
 pub mod emit;
 mod error;
@@ -96,6 +97,7 @@ pub struct Builder {
     toolchain: Option<String>,
     exact_memory: bool,
     skip: Option<bool>,
+    fuel: Option<u64>,
 }
 
 impl Default for Builder {
@@ -151,6 +153,7 @@ impl Builder {
             toolchain: None,
             exact_memory: true,
             skip: None,
+            fuel: None,
         }
     }
 
@@ -196,6 +199,16 @@ impl Builder {
     /// table. A guest whose known depth exceeds a value set here is a build error.
     pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Builder {
         self.max_wasm_stack = Some(bytes);
+        self
+    }
+
+    /// Bounds every call into a guest by `fuel` (about one unit per Wasm instruction): a
+    /// guest that loops forever then traps with "out of fuel" instead of hanging the
+    /// firmware. It compiles fuel checks into every guest, which makes them larger and
+    /// slower (`./x size --levers`). A firmware can change the bound per guest at run time
+    /// with `set_fuel_per_call`.
+    pub fn fuel(&mut self, fuel: u64) -> &mut Builder {
+        self.fuel = Some(fuel);
         self
     }
 
@@ -264,6 +277,7 @@ impl Builder {
         };
         let settings = Settings {
             profile: self.profile,
+            fuel: self.fuel,
             ..Settings::new(target)
         };
         let keep_names = self.profile == Profile::Debug;
@@ -356,6 +370,8 @@ impl Builder {
         for (guest, prepared) in guests {
             let Some(prepared) = prepared else {
                 precompiled.push(Precompiled {
+                    max_wasm_stack: settings.max_wasm_stack,
+                    interface: bindings::from_source(&guest.lib_path),
                     name: guest.name,
                     manifest_path: guest.manifest_path,
                     cwasm: None,
@@ -370,6 +386,7 @@ impl Builder {
                 cwasm: cwasm.len(),
                 ..prepared.sizes
             };
+            let max_wasm_stack = self.stack_of(&prepared.stack);
             built.push(BuiltGuest {
                 name: guest.name.clone(),
                 sizes,
@@ -380,10 +397,12 @@ impl Builder {
                 inputs: prepared.inputs,
             });
             precompiled.push(Precompiled {
+                max_wasm_stack,
                 name: guest.name,
                 manifest_path: guest.manifest_path,
                 cwasm: Some(cwasm),
                 sizes,
+                interface: prepared.interface,
             });
         }
         let module = emit::emit(&out_dir, &settings, &precompiled)?;
@@ -445,7 +464,9 @@ impl Builder {
             Ok(stack) => stack,
             Err(_) => stack::pulley_stack(name, settings, &sized)?,
         };
+        let interface = bindings::merge(bindings::from_wasm(name, &sized)?, &bindings::from_source(&guest.lib_path));
         let mut inputs = compiled.sources;
+        inputs.extend(bindings::source_files(&guest.lib_path));
         inputs.push(guest.manifest_path.clone());
         inputs.push(guest.workspace_root.join("Cargo.toml"));
         inputs.push(guest.workspace_root.join("Cargo.lock"));
@@ -462,6 +483,7 @@ impl Builder {
             memory,
             stack,
             inputs,
+            interface,
         })
     }
 
@@ -471,7 +493,7 @@ impl Builder {
         let needs = guests
             .iter()
             .filter_map(|(guest, prepared)| Some((&guest.name, &prepared.as_ref()?.stack)));
-        let mut deepest = 0;
+        let mut deepest = 16;
         for (name, stack) in needs {
             match (stack, self.max_wasm_stack) {
                 (&stack::Stack::Bounded { bytes }, Some(given)) if bytes > given => {
@@ -481,21 +503,29 @@ impl Builder {
                         given,
                     });
                 }
-                (&stack::Stack::Bounded { bytes }, _) => deepest = deepest.max(bytes),
-                (stack::Stack::Unbounded { reason }, None) => {
-                    if in_build_script {
-                        build_rs::output::warning(&format!(
-                            "guest `{name}` gets the default {DEFAULT_PULLEY_STACK} bytes of Pulley stack because \
-                             its depth cannot be bounded: {reason}; set Builder::max_wasm_stack to choose"
-                        ));
-                    }
-                    deepest = deepest.max(DEFAULT_PULLEY_STACK);
+                (stack::Stack::Unbounded { reason }, None) if in_build_script => {
+                    build_rs::output::warning(&format!(
+                        "guest `{name}` gets the default {DEFAULT_PULLEY_STACK} bytes of Pulley stack because \
+                         its depth cannot be bounded: {reason}; set Builder::max_wasm_stack to choose"
+                    ));
                 }
-                (stack::Stack::Unbounded { .. }, Some(_)) => {}
+                _ => {}
             }
+            deepest = deepest.max(self.stack_of(stack));
         }
-        // Pulley rounds its stack up to 16 bytes; Wasmtime refuses 0.
-        Ok(self.max_wasm_stack.unwrap_or(deepest.next_multiple_of(16).max(16)))
+        Ok(deepest)
+    }
+
+    /// The Pulley stack one guest gets in an engine of its own (`GUEST.settings()`):
+    /// Wasmtime does not check `max_wasm_stack` when it loads a `.cwasm`, so each guest's
+    /// engine can allocate only what that guest needs.
+    fn stack_of(&self, stack: &stack::Stack) -> usize {
+        match (stack, self.max_wasm_stack) {
+            (_, Some(given)) => given,
+            // Pulley rounds its stack up to 16 bytes; Wasmtime refuses 0.
+            (&stack::Stack::Bounded { bytes }, None) => bytes.next_multiple_of(16).max(16),
+            (stack::Stack::Unbounded { .. }, None) => DEFAULT_PULLEY_STACK,
+        }
     }
 }
 
@@ -507,6 +537,7 @@ struct Prepared {
     memory: pages::Memory,
     stack: stack::Stack,
     inputs: Vec<PathBuf>,
+    interface: bindings::Interface,
 }
 
 impl Prepared {

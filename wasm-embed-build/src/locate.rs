@@ -15,6 +15,8 @@ pub struct GuestCrate {
     pub name: String,
     pub manifest_path: PathBuf,
     pub workspace_root: PathBuf,
+    /// The library's root source file, where the bindings find parameter names.
+    pub lib_path: PathBuf,
 }
 
 /// Finds the guest `spec`: the path of a crate directory (or its `Cargo.toml`), relative
@@ -83,5 +85,6 @@ fn guest_crate(package: &Package, metadata: &Metadata) -> Result<GuestCrate, Err
         name: lib.name.replace('-', "_"),
         manifest_path: package.manifest_path.clone().into(),
         workspace_root: metadata.workspace_root.clone().into(),
+        lib_path: lib.src_path.clone().into(),
     })
 }

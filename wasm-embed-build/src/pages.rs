@@ -39,7 +39,8 @@ pub fn shrink_memory(guest: &str, wasm: &[u8]) -> Result<(Vec<u8>, Memory), Erro
     if memory.memory64 || memory.shared || memory.page_size_log2.is_some() {
         return keep("its memory is 64-bit, shared or already has a custom page size");
     }
-    if uses_memory_size_or_grow(&module) {
+    let uses = memory_use(&module);
+    if uses.grows {
         return keep("it uses memory.grow or memory.size");
     }
     let id = memory.id();
@@ -70,7 +71,30 @@ pub fn shrink_memory(guest: &str, wasm: &[u8]) -> Result<(Vec<u8>, Memory), Erro
         .filter(|&address| address <= current)
         .max()
         .unwrap_or(0);
-    let bytes = data_end.max(highest_address);
+    // The linker's end of stack, data and zeroed statics (`--export=__heap_base`, which
+    // the compile stage asks for): wasm-opt may fold the stack pointer into constant
+    // addresses and zeroed statics have no data segment, so neither shows otherwise.
+    let heap_base = module.exports.iter().find(|e| e.name == HEAP_BASE).map(|e| e.id());
+    let linked_end = heap_base
+        .and_then(|id| match module.exports.get(id).item {
+            walrus::ExportItem::Global(global) => match module.globals.get(global).kind {
+                GlobalKind::Local(ConstExpr::Value(Value::I32(value))) => Some(u64::from(value as u32)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or(0);
+    if let Some(id) = heap_base {
+        // Only this stage needed it; it would cost the .cwasm an export.
+        module.exports.delete(id);
+        walrus::passes::gc::run(&mut module);
+    }
+    // A guest whose code never touches memory needs none, whatever the linker reserved.
+    let bytes = if uses.touches || data_end > 0 {
+        data_end.max(highest_address).max(linked_end)
+    } else {
+        0
+    };
     let memory = module.memories.get_mut(id);
     memory.page_size_log2 = Some(0);
     memory.initial = bytes;
@@ -78,16 +102,41 @@ pub fn shrink_memory(guest: &str, wasm: &[u8]) -> Result<(Vec<u8>, Memory), Erro
     Ok((module.emit_wasm(), Memory::Exact { bytes }))
 }
 
-fn uses_memory_size_or_grow(module: &walrus::Module) -> bool {
-    struct Finder(bool);
-    impl<'a> Visitor<'a> for Finder {
-        fn visit_instr(&mut self, instr: &'a Instr, _: &'a InstrLocId) {
-            self.0 |= matches!(instr, Instr::MemoryGrow(_) | Instr::MemorySize(_));
-        }
+/// The global holding the end of the linker's layout, exported for this stage.
+pub const HEAP_BASE: &str = "__heap_base";
+
+/// How a module's code uses its memory.
+#[derive(Default)]
+struct MemoryUse {
+    /// `memory.grow` or `memory.size`.
+    grows: bool,
+    /// Any load, store or bulk memory instruction.
+    touches: bool,
+}
+
+impl<'a> Visitor<'a> for MemoryUse {
+    fn visit_instr(&mut self, instr: &'a Instr, _: &'a InstrLocId) {
+        self.grows |= matches!(instr, Instr::MemoryGrow(_) | Instr::MemorySize(_));
+        self.touches |= matches!(
+            instr,
+            Instr::Load(_)
+                | Instr::Store(_)
+                | Instr::LoadSimd(_)
+                | Instr::MemoryInit(_)
+                | Instr::MemoryCopy(_)
+                | Instr::MemoryFill(_)
+                | Instr::AtomicRmw(_)
+                | Instr::Cmpxchg(_)
+                | Instr::AtomicNotify(_)
+                | Instr::AtomicWait(_)
+        );
     }
-    let mut finder = Finder(false);
+}
+
+fn memory_use(module: &walrus::Module) -> MemoryUse {
+    let mut uses = MemoryUse::default();
     for (_, function) in module.funcs.iter_local() {
-        dfs_in_order(&mut finder, function, function.entry_block());
+        dfs_in_order(&mut uses, function, function.entry_block());
     }
-    finder.0
+    uses
 }

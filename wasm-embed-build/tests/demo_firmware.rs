@@ -1,4 +1,4 @@
-//! End to end: demo-firmware built for thumbv7em-none-eabihf, with guests/add built by
+//! End to end: demo-firmware built for thumbv7em-none-eabihf, with every guest built by
 //! its build script, run in QEMU's Cortex-M4 board; its output and exit code checked.
 
 mod common;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 #[test]
-fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
+fn demo_firmware_runs_every_guest_in_qemu_survives_the_misbehaving_ones_and_exits_0() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(common::repo().join("demo-firmware"))
@@ -17,17 +17,74 @@ fn demo_firmware_prints_the_guests_result_in_qemu_and_exits_0() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "firmware failed: {}\n{stdout}\n{stderr}", output.status);
+    // Every line, with the heap figures (which change with Wasmtime) replaced by N.
+    let mut peaks = Vec::new();
+    let lines: Vec<String> = stdout
+        .lines()
+        .map(|line| match line.split_once(": peak heap ") {
+            Some((guest, rest)) => {
+                peaks.push(rest.trim_end_matches(" bytes").parse::<usize>().expect(line));
+                format!("{guest}: peak heap N bytes")
+            }
+            None => line.to_owned(),
+        })
+        .collect();
+    let log_memory = lines[3].split("outside its ").nth(1).and_then(|r| r.split('-').next()).expect(&stdout);
+    let expected = [
+        "add: add_with_extra(1, 2) = 45".to_owned(),
+        "add: peak heap N bytes".to_owned(),
+        "log: hello from the log guest: 7 squared is 49".to_owned(),
+        format!(
+            "log: guest `log` failed in `bad_pointer`: its import failed: guest `log` passed a buffer of 256 bytes \
+             at 0xffffff00, outside its {log_memory}-byte memory; the guest must pass a pointer into its own memory"
+        ),
+        "log: peak heap N bytes".to_owned(),
+        "compute: crc32 = 0x9e866a9a (same as native), 9 words and 2 numbers, sort left 5 of 51 bytes in place".to_owned(),
+        "compute: peak heap N bytes".to_owned(),
+        "spin: guest `spin` ran out of fuel in `spin`: it probably loops forever; fix the guest, \
+         or give calls more fuel (Builder::fuel in build.rs)"
+            .to_owned(),
+        "spin: peak heap N bytes".to_owned(),
+        "out_of_bounds: guest `out_of_bounds` trapped in `read_far`: out-of-bounds memory access, a bug in the guest"
+            .to_owned(),
+        "out_of_bounds: peak heap N bytes".to_owned(),
+        "panic: guest `panic` trapped in `checked_divide`: it panicked or reached `unreachable`, a bug in the guest"
+            .to_owned(),
+        "panic: peak heap N bytes".to_owned(),
+        "recursion: guest `recursion` trapped in `triangle`: stack overflow, its calls went deeper than the \
+         Pulley stack; bound its recursion, or raise Builder::max_wasm_stack in build.rs"
+            .to_owned(),
+        "recursion: peak heap N bytes".to_owned(),
+        "grow: guest `grow` trapped in `grow` after memory.grow from 65536 to 131072 bytes was refused: \
+         a guest's memory is fixed at build time; make it allocate statically"
+            .to_owned(),
+        "grow: peak heap N bytes".to_owned(),
+    ];
+    assert_eq!(lines[..lines.len() - 1], expected, "{stdout}");
+    // With 1-byte pages a guest's linear memory is its stack and data, not 64 KiB: only
+    // the guest that grows its memory keeps a 64 KiB page.
+    let (grow, others) = peaks.split_last().unwrap();
+    assert!(others.iter().all(|&peak| (1024..32 * 1024).contains(&peak)), "{peaks:?}");
+    assert!(*grow > 64 * 1024, "{peaks:?}");
+    // Every guest gives back all it took; what stays is Wasmtime's registry of loaded
+    // code, made once, with the first module.
+    let numbers: Vec<usize> = lines.last().unwrap().split(' ').filter_map(|w| w.parse().ok()).collect();
+    assert!(lines.last().unwrap().starts_with("heap in use: "), "{stdout}");
+    let [start, after_first, after_last] = numbers[..] else { panic!("{stdout}") };
+    assert_eq!(after_first, after_last, "{stdout}");
+    assert!(after_first - start <= 512, "{stdout}");
+
+    // Seed 001's firmware, the one the size report measures, is the `add` example.
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(common::repo().join("demo-firmware"))
+        .args(["run", "--release", "--example", "add"])
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert_eq!(lines[0], "add_with_extra(1, 2) = 45");
-    let peak: usize = lines[1]
-        .strip_prefix("peak heap: ")
-        .and_then(|rest| rest.strip_suffix(" bytes"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("second line is the peak heap: {stdout}"));
-    // With 1-byte pages the guest's linear memory no longer costs a 64 KiB page; what
-    // remains is Pulley's stack and Wasmtime's bookkeeping.
-    assert!((1024..64 * 1024).contains(&peak), "{peak}");
+    assert_eq!(lines[0], "add_with_extra(1, 2) = 45", "{stdout}");
+    assert!(lines[1].starts_with("peak heap: ") && lines.len() == 2, "{stdout}");
 
     // Building again with nothing changed neither reruns the build script nor rebuilds
     // the guest.
@@ -66,9 +123,9 @@ fn firmware_copy(name: &str, manifest: impl Fn(String) -> String, build_rs: impl
     let repo = common::repo();
     let source = repo.join("demo-firmware");
     let copy = common::out_dir(name);
-    for file in ["memory.x", "Cargo.lock", "src/main.rs", "src/heap.rs", ".cargo/config.toml"] {
-        std::fs::create_dir_all(copy.join(file).parent().unwrap()).unwrap();
-        std::fs::copy(source.join(file), copy.join(file)).unwrap();
+    for file in firmware_files(&source) {
+        std::fs::create_dir_all(copy.join(&file).parent().unwrap()).unwrap();
+        std::fs::copy(source.join(&file), copy.join(&file)).unwrap();
     }
     let text = std::fs::read_to_string(source.join("Cargo.toml"))
         .unwrap()
@@ -79,6 +136,22 @@ fn firmware_copy(name: &str, manifest: impl Fn(String) -> String, build_rs: impl
     let text = std::fs::read_to_string(source.join("build.rs")).unwrap();
     std::fs::write(copy.join("build.rs"), build_rs(text)).unwrap();
     copy
+}
+
+/// The firmware's files, relative to its directory, without its build output.
+fn firmware_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(next) = dirs.pop() {
+        for path in std::fs::read_dir(&next).unwrap().map(|e| e.unwrap().path()) {
+            if path.is_dir() && !path.ends_with("target") {
+                dirs.push(path);
+            } else if path.is_file() {
+                files.push(path.strip_prefix(dir).unwrap().to_owned());
+            }
+        }
+    }
+    files
 }
 
 fn cargo_in(dir: &Path, args: &[&str]) -> Output {
@@ -125,8 +198,8 @@ fn firmware_with_the_debug_profile_runs_the_guest_in_qemu() {
         "debug-profile",
         |manifest| manifest,
         |build_rs| {
-            let one_line = "wasm_embed_build::Builder::new().profile(wasm_embed_build::Profile::Debug).run();";
-            let edited = build_rs.replace("wasm_embed_build::build();", one_line);
+            let one_line = "Builder::new().profile(wasm_embed_build::Profile::Debug).fuel(";
+            let edited = build_rs.replace("Builder::new().fuel(", one_line);
             assert_ne!(edited, build_rs);
             edited
         },
@@ -134,7 +207,26 @@ fn firmware_with_the_debug_profile_runs_the_guest_in_qemu() {
     let output = cargo_in(&copy, &["run", "--release"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(stdout.lines().next(), Some("add_with_extra(1, 2) = 45"), "{stdout}");
+    assert_eq!(stdout.lines().next(), Some("add: add_with_extra(1, 2) = 45"), "{stdout}");
+    // The debug profile's traps carry a backtrace that names the guest's function.
+    let panic = stdout.find("panic: guest `panic` trapped in `checked_divide`").expect(&stdout);
+    let backtrace: Vec<&str> = stdout[panic..].lines().skip(1).take_while(|l| l.starts_with(' ')).collect();
+    assert!(backtrace.iter().any(|l| l.contains("checked_divide")), "{stdout}");
+}
+
+#[test]
+fn a_firmware_that_leaves_out_a_guests_import_does_not_compile() {
+    let copy = firmware_copy("missing-import", |manifest| manifest, |build_rs| build_rs);
+    let main = copy.join("src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let start = text.find("impl guests::add::Host for Board {").unwrap();
+    let end = start + text[start..].find("\n}\n").unwrap() + 3;
+    std::fs::write(&main, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let output = cargo_in(&copy, &["build", "--release"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("error[E0277]: the trait bound `Board: Host` is not satisfied"), "{stderr}");
+    assert!(stderr.contains("guests::add::Add::new"), "{stderr}");
 }
 
 #[test]

@@ -3,8 +3,10 @@
 
 mod common;
 
-use wasm_embed::wasmtime::{Func, Store};
-use wasm_embed::{Guest, Profile, Settings, Target};
+use std::process::Command;
+
+use wasm_embed::wasmtime::{Caller, Extern, Func, Store, WasmParams, WasmResults};
+use wasm_embed::{Context, Fault, Guest, GuestInstance, Profile, Settings, Target};
 use wasm_embed_build::compile::{self, CompileOptions};
 use wasm_embed_build::pages::{self, Memory};
 use wasm_embed_build::stack::{self, Stack};
@@ -237,8 +239,7 @@ fn one_byte_pages_hold_exactly_the_stack_and_data_and_bounds_are_enforced() {
     let load = guest.func::<u32, u32>(&mut store, &instance, "load").unwrap();
     assert_eq!(load.call(&mut store, 1028).unwrap(), u32::from(b'o'));
     let error = load.call(&mut store, 1029).unwrap_err().to_string();
-    assert!(error.starts_with("guest `data` failed in `load`:"), "{error}");
-    assert!(error.contains("out of bounds memory access"), "{error}");
+    assert_eq!(error, "guest `data` trapped in `load`: out-of-bounds memory access, a bug in the guest");
     // The store survives the trap.
     assert_eq!(load.call(&mut store, 1024).unwrap(), u32::from(b'h'));
 }
@@ -504,16 +505,21 @@ fn the_outer_builds_locked_flag_reaches_the_guests_build() {
     assert!(!common::fixture("unlocked/Cargo.lock").exists());
 }
 
-/// CRC-32 bit by bit, to check the guest's table-driven one.
-fn crc32_sequence(len: u32) -> u32 {
+/// CRC-32 bit by bit, to check the guests' own.
+fn crc32(bytes: impl IntoIterator<Item = u8>) -> u32 {
     let mut crc = !0u32;
-    for i in 0..len {
-        crc ^= u32::from(i as u8);
+    for byte in bytes {
+        crc ^= u32::from(byte);
         for _ in 0..8 {
             crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
+}
+
+/// The CRC-32 of `len` bytes counting up from 0, as the crc guest computes it.
+fn crc32_sequence(len: u32) -> u32 {
+    crc32((0..len).map(|i| i as u8))
 }
 
 #[test]
@@ -567,4 +573,217 @@ fn cwasm_from_another_wasmtime_version_is_refused_with_a_clear_error() {
     assert!(error.contains("incompatible version '47'"), "{error}");
     assert!(error.ends_with("using the emitted guests::SETTINGS"), "{error}");
     assert_eq!(error.lines().count(), 1, "{error}");
+}
+
+/// The guest `name` that `output` built, loaded from its `.cwasm`.
+fn built_guest(output: &wasm_embed_build::Output, name: &str) -> Guest {
+    let built = output.guests.iter().find(|g| g.name == name).unwrap();
+    let name: &'static str = Box::leak(built.name.clone().into_boxed_str());
+    let settings = Settings { max_wasm_stack: output.settings.max_wasm_stack, ..output.settings };
+    // SAFETY: the precompiler's output for these settings.
+    unsafe { Guest::new(name, leak(std::fs::read(&built.cwasm).unwrap()), settings) }
+}
+
+/// `guest` instantiated with no imports, in a store of its own.
+fn no_imports(guest: &Guest) -> GuestInstance<()> {
+    let engine = wasm_embed::engine(guest.settings()).unwrap();
+    let module = guest.module(&engine).unwrap();
+    GuestInstance::new(guest, &module, (), |_| -> [Extern; 0] { [] }).unwrap()
+}
+
+/// Calls `export` twice: both calls must fail the same way (the store survives a trap).
+fn fails<P: WasmParams + Copy, R: WasmResults>(instance: &mut GuestInstance<()>, export: &'static str, params: P) -> wasm_embed::Error {
+    let func = instance.func::<P, R>(export).unwrap();
+    let first = instance.call(&func, params).err().expect("the call must fail");
+    let second = instance.call(&func, params).err().expect("the call must fail again");
+    assert_eq!(first.to_string(), second.to_string());
+    first
+}
+
+fn fault(error: &wasm_embed::Error) -> Fault {
+    match error {
+        wasm_embed::Error::Call { fault, .. } => *fault,
+        other => panic!("not a failed call: {other}"),
+    }
+}
+
+#[test]
+fn each_misbehaving_guest_fails_with_its_own_fault_in_one_line_and_the_store_survives() {
+    let output = builder("misbehaving")
+        .guest("guests/spin")
+        .guest("guests/out-of-bounds")
+        .guest("guests/panic")
+        .guest("guests/recursion")
+        .guest("guests/grow")
+        .fuel(100_000)
+        .build()
+        .unwrap();
+    assert_eq!(output.nested_builds, 1);
+    assert_eq!(output.settings.fuel, Some(100_000));
+
+    let error = fails::<(), u32>(&mut no_imports(&built_guest(&output, "spin")), "spin", ());
+    assert_eq!(fault(&error), Fault::OutOfFuel);
+    assert_eq!(
+        error.to_string(),
+        "guest `spin` ran out of fuel in `spin`: it probably loops forever; fix the guest, \
+         or give calls more fuel (Builder::fuel in build.rs)"
+    );
+
+    let error = fails::<(), u32>(&mut no_imports(&built_guest(&output, "out_of_bounds")), "read_far", ());
+    assert_eq!(fault(&error), Fault::OutOfBounds);
+    assert_eq!(
+        error.to_string(),
+        "guest `out_of_bounds` trapped in `read_far`: out-of-bounds memory access, a bug in the guest"
+    );
+
+    let mut panic = no_imports(&built_guest(&output, "panic"));
+    let error = fails::<(u32, u32), u32>(&mut panic, "checked_divide", (1, 0));
+    assert_eq!(fault(&error), Fault::Unreachable);
+    assert_eq!(
+        error.to_string(),
+        "guest `panic` trapped in `checked_divide`: it panicked or reached `unreachable`, a bug in the guest"
+    );
+    let divide = panic.func::<(u32, u32), u32>("checked_divide").unwrap();
+    assert_eq!(panic.call(&divide, (12, 4)).unwrap(), 3);
+
+    let mut recursion = no_imports(&built_guest(&output, "recursion"));
+    let error = fails::<u32, u32>(&mut recursion, "triangle", 100_000);
+    assert_eq!(fault(&error), Fault::StackOverflow);
+    assert!(error.to_string().starts_with("guest `recursion` trapped in `triangle`: stack overflow"), "{error}");
+    let triangle = recursion.func::<u32, u32>("triangle").unwrap();
+    assert_eq!(recursion.call(&triangle, 10).unwrap(), 55);
+    // Fuel is per call and can be changed at run time.
+    recursion.set_fuel_per_call(Some(10)).unwrap();
+    assert_eq!(fault(&recursion.call(&triangle, 10).unwrap_err()), Fault::OutOfFuel);
+    recursion.set_fuel_per_call(None).unwrap();
+    assert_eq!(recursion.call(&triangle, 10).unwrap(), 55);
+
+    let grow = output.guests.iter().find(|g| g.name == "grow").unwrap();
+    assert_eq!(grow.memory, Memory::Standard { reason: "it uses memory.grow or memory.size" });
+    let error = fails::<u32, u32>(&mut no_imports(&built_guest(&output, "grow")), "grow", 1);
+    assert_eq!(fault(&error), Fault::MemoryLimit { size: 65536, requested: 131072 });
+    assert_eq!(
+        error.to_string(),
+        "guest `grow` trapped in `grow` after memory.grow from 65536 to 131072 bytes was refused: \
+         a guest's memory is fixed at build time; make it allocate statically"
+    );
+}
+
+#[test]
+fn fuel_asked_of_a_build_without_it_is_a_clear_error() {
+    let output = builder("no-fuel").guest("guests/add").build().unwrap();
+    assert_eq!(output.settings.fuel, None);
+    let guest = built_guest(&output, "add");
+    let engine = wasm_embed::engine(guest.settings()).unwrap();
+    let module = guest.module(&engine).unwrap();
+    let mut add = GuestInstance::new(&guest, &module, (), |store| [Func::wrap(store, || 42u32).into()]).unwrap();
+    let error = add.set_fuel_per_call(Some(10)).unwrap_err().to_string();
+    assert_eq!(error, "guest `add`: fuel is off in this build; turn it on with Builder::fuel in build.rs");
+    let func = add.func::<(u32, u32), u32>("add_with_extra").unwrap();
+    assert_eq!(add.call(&func, (1, 2)).unwrap(), 45);
+}
+
+/// A host for the log guest that keeps what it was given.
+fn log_import(store: &mut Store<Context<Vec<String>>>) -> [Extern; 1] {
+    let log = Func::wrap(store, |mut caller: Caller<'_, Context<Vec<String>>>, ptr: u32, len: u32| {
+        let (memory, lines) = wasm_embed::memory_and_host(&mut caller);
+        let text = memory.read_str(ptr, len).map_err(wasm_embed::wasmtime::Error::new)?;
+        lines.push(text.to_owned());
+        Ok(())
+    });
+    [log.into()]
+}
+
+#[test]
+fn guests_compute_over_host_data_and_log_through_a_bounds_checked_memory() {
+    let output = builder("log-compute").guest("guests/log").guest("guests/compute").build().unwrap();
+
+    let guest = built_guest(&output, "log");
+    let engine = wasm_embed::engine(guest.settings()).unwrap();
+    let module = guest.module(&engine).unwrap();
+    let mut log = GuestInstance::new(&guest, &module, Vec::new(), log_import).unwrap();
+    let hello = log.func::<u32, ()>("hello").unwrap();
+    log.call(&hello, 7).unwrap();
+    assert_eq!(log.host(), &["hello from the log guest: 7 squared is 49"]);
+    let bad_pointer = log.func::<(), ()>("bad_pointer").unwrap();
+    let error = log.call(&bad_pointer, ()).unwrap_err();
+    assert_eq!(fault(&error), Fault::Import);
+    let size = log.memory().len();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "guest `log` failed in `bad_pointer`: its import failed: guest `log` passed a buffer of 256 bytes \
+             at 0xffffff00, outside its {size}-byte memory; the guest must pass a pointer into its own memory"
+        )
+    );
+    // The store is still usable.
+    log.call(&hello, 3).unwrap();
+    assert_eq!(log.host().len(), 2);
+
+    let mut compute = no_imports(&built_guest(&output, "compute"));
+    let text = b"the quick brown fox jumps over 13 lazy dogs 7 times";
+    let buffer = compute.func::<(), u32>("input_buffer").unwrap();
+    let buffer = compute.call(&buffer, ()).unwrap();
+    compute.memory().write(buffer, text).unwrap();
+    let len = text.len() as u32;
+    let guest_crc32 = compute.func::<u32, u32>("crc32").unwrap();
+    let expected = crc32(text.iter().copied());
+    assert_eq!(compute.call(&guest_crc32, len).unwrap(), expected);
+    let count_words = compute.func::<u32, u32>("count_words").unwrap();
+    assert_eq!(compute.call(&count_words, len).unwrap(), (2 << 16) | 9);
+    let sort = compute.func::<u32, u32>("sort").unwrap();
+    compute.call(&sort, len).unwrap();
+    let mut sorted = text.to_vec();
+    sorted.sort();
+    assert_eq!(compute.memory().read(buffer, len).unwrap(), &sorted[..]);
+    // Memory access from the host is checked too.
+    let memory = compute.memory();
+    let end = memory.len() as u32;
+    assert!(memory.read(end - 4, 4).is_ok());
+    assert_eq!(
+        memory.read(end - 4, 5).unwrap_err().to_string(),
+        format!(
+            "guest `compute` passed a buffer of 5 bytes at {:#x}, outside its {end}-byte memory; \
+             the guest must pass a pointer into its own memory",
+            end - 4
+        )
+    );
+}
+
+#[test]
+fn generated_bindings_are_typed_documented_and_rustfmt_clean() {
+    let output = builder("bindings").guest("guests/add").guest("guests/log").guest("guests/spin").build().unwrap();
+    let module = std::fs::read_to_string(&output.module).unwrap();
+    for expected in [
+        "pub trait Host {",
+        "/// Import `host.extra`, wasm type `() -> i32`.",
+        "fn extra(&mut self) -> u32;",
+        "pub struct Add<H: 'static> {",
+        "impl<H: Host + 'static> Add<H> {",
+        "/// Calls export `add_with_extra`, wasm type `(i32, i32) -> i32`.",
+        "pub fn add_with_extra(&mut self, a: u32, b: u32) -> Result<u32, Error> {",
+        "fn log(&mut self, memory: GuestMemory<'_>, ptr: u32, len: u32) -> Result<(), Error>;",
+        "pub fn hello(&mut self, n: u32) -> Result<(), Error> {",
+        "impl<H: 'static> Spin<H> {",
+        "pub fn spin(&mut self) -> Result<u32, Error> {",
+    ] {
+        assert!(module.contains(expected), "missing `{expected}` in:\n{module}");
+    }
+    let rustfmt = Command::new("rustfmt")
+        .args(["--check", "--edition", "2024"])
+        .arg(&output.module)
+        .output()
+        .expect("rustfmt runs (rustup component add rustfmt)");
+    assert!(rustfmt.status.success(), "{}", String::from_utf8_lossy(&rustfmt.stdout));
+
+    // A skipped build has no wasm: the bindings come from the guests' sources alone, and
+    // are the same.
+    let skipped = builder("bindings-skipped").guest("guests/add").guest("guests/log").guest("guests/spin").skip(true).build().unwrap();
+    let skipped = std::fs::read_to_string(&skipped.module).unwrap();
+    let signatures = |module: &str| -> Vec<String> {
+        let items = module.lines().map(str::trim_start);
+        items.filter(|l| ["pub trait", "pub struct", "pub fn", "fn "].iter().any(|p| l.starts_with(p))).map(String::from).collect()
+    };
+    assert_eq!(signatures(&skipped), signatures(&module));
+    assert!(signatures(&module).len() > 10);
 }

@@ -75,6 +75,11 @@ pub struct Settings {
     /// exhausted". Pulley allocates it from the heap up front, so Wasmtime's default
     /// (512 KiB, twice the RAM of an nRF52840) is cut to 4 KiB unless a guest needs more.
     pub max_wasm_stack: usize,
+    /// Fuel each call of a guest export may burn (about one unit per Wasm instruction)
+    /// before it traps with "out of fuel": the only way to stop a guest that loops
+    /// forever on a core without a timer-driven epoch. `None` compiles no fuel checks,
+    /// which keeps code smaller and faster.
+    pub fuel: Option<u64>,
 }
 
 impl Settings {
@@ -84,6 +89,7 @@ impl Settings {
             target,
             profile: Profile::Size,
             max_wasm_stack: 4 * 1024,
+            fuel: None,
         }
     }
 
@@ -109,7 +115,8 @@ impl Settings {
             // larger on a device that cannot use them.
             .memory_init_cow(false)
             .table_lazy_init(false)
-            .max_wasm_stack(self.max_wasm_stack);
+            .max_wasm_stack(self.max_wasm_stack)
+            .consume_fuel(self.fuel.is_some());
         let debug = self.profile == Profile::Debug;
         config.generate_address_map(debug).debug_symbols(debug);
         // A backtrace costs heap at every trap and walks Pulley frames that may be
@@ -159,10 +166,11 @@ impl Settings {
             target,
             profile,
             max_wasm_stack,
+            fuel,
         } = self;
         alloc::format!(
             "::wasm_embed::Settings {{ target: ::wasm_embed::Target::{target:?}, \
-             profile: ::wasm_embed::Profile::{profile:?}, max_wasm_stack: {max_wasm_stack} }}"
+             profile: ::wasm_embed::Profile::{profile:?}, max_wasm_stack: {max_wasm_stack}, fuel: {fuel:?} }}"
         )
     }
 }

@@ -28,12 +28,72 @@ pub enum Error {
         name: &'static str,
         cause: wasmtime::Error,
     },
-    /// The guest trapped (or a host function failed) during a call.
+    /// The guest trapped (or a host function failed) during a call. The store stays
+    /// usable, and the rest of the firmware is unaffected.
     Call {
         guest: &'static str,
         function: &'static str,
+        fault: Fault,
         cause: wasmtime::Error,
     },
+    /// A guest handed a host import a buffer that is not inside its memory.
+    BadPointer {
+        guest: &'static str,
+        ptr: u32,
+        len: u32,
+        memory: usize,
+    },
+    /// A guest handed a host import text that is not UTF-8.
+    NotUtf8 { guest: &'static str, ptr: u32, len: u32 },
+    /// Fuel was asked of a build that compiled no fuel checks.
+    FuelOff { guest: &'static str },
+}
+
+/// What went wrong in a failed call, for a firmware that reacts to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The call burnt its fuel: the guest probably loops forever.
+    OutOfFuel,
+    /// The guest read or wrote outside its linear memory.
+    OutOfBounds,
+    /// The guest panicked or executed `unreachable`.
+    Unreachable,
+    /// The guest's calls went deeper than the Pulley stack (`max_wasm_stack`).
+    StackOverflow,
+    /// The guest trapped after its `memory.grow` was refused: linear memory is fixed.
+    MemoryLimit { size: usize, requested: usize },
+    /// A host import returned an error.
+    Import,
+    /// Any other trap (division by zero, a bad indirect call, ...) or failure.
+    Other,
+}
+
+impl Fault {
+    fn of(cause: &wasmtime::Error) -> Fault {
+        if cause.downcast_ref::<Error>().is_some() {
+            return Fault::Import;
+        }
+        match cause.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
+            Some(wasmtime::Trap::MemoryOutOfBounds) => Fault::OutOfBounds,
+            Some(wasmtime::Trap::UnreachableCodeReached) => Fault::Unreachable,
+            Some(wasmtime::Trap::StackOverflow) => Fault::StackOverflow,
+            _ => Fault::Other,
+        }
+    }
+}
+
+impl Error {
+    /// A failed call of `guest`'s export `function`, classified.
+    pub(crate) fn call(guest: &'static str, function: &'static str, cause: wasmtime::Error) -> Error {
+        Error::Call {
+            guest,
+            function,
+            fault: Fault::of(&cause),
+            cause,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -74,8 +134,61 @@ impl fmt::Display for Error {
             Error::Call {
                 guest,
                 function,
+                fault,
                 cause,
-            } => write!(f, "guest `{guest}` failed in `{function}`: {cause:#}"),
+            } => {
+                write!(f, "guest `{guest}` ")?;
+                match fault {
+                    Fault::OutOfFuel => write!(
+                        f,
+                        "ran out of fuel in `{function}`: it probably loops forever; \
+                         fix the guest, or give calls more fuel (Builder::fuel in build.rs)"
+                    ),
+                    Fault::OutOfBounds => write!(
+                        f,
+                        "trapped in `{function}`: out-of-bounds memory access, a bug in the guest"
+                    ),
+                    Fault::Unreachable => write!(
+                        f,
+                        "trapped in `{function}`: it panicked or reached `unreachable`, a bug in the guest"
+                    ),
+                    Fault::StackOverflow => write!(
+                        f,
+                        "trapped in `{function}`: stack overflow, its calls went deeper than the \
+                         Pulley stack; bound its recursion, or raise Builder::max_wasm_stack in build.rs"
+                    ),
+                    Fault::MemoryLimit { size, requested } => write!(
+                        f,
+                        "trapped in `{function}` after memory.grow from {size} to {requested} bytes was \
+                         refused: a guest's memory is fixed at build time; make it allocate statically"
+                    ),
+                    Fault::Import => write!(f, "failed in `{function}`: its import failed: {cause:#}"),
+                    Fault::Other => write!(f, "failed in `{function}`: {cause:#}"),
+                }?;
+                // The debug profile collects a backtrace that names the guest's functions.
+                match cause.downcast_ref::<wasmtime::WasmBacktrace>() {
+                    Some(backtrace) if *fault != Fault::Other => write!(f, "\n{backtrace}"),
+                    _ => Ok(()),
+                }
+            }
+            Error::BadPointer {
+                guest,
+                ptr,
+                len,
+                memory,
+            } => write!(
+                f,
+                "guest `{guest}` passed a buffer of {len} bytes at {ptr:#x}, outside its {memory}-byte memory; \
+                 the guest must pass a pointer into its own memory"
+            ),
+            Error::NotUtf8 { guest, ptr, len } => write!(
+                f,
+                "guest `{guest}` passed {len} bytes at {ptr:#x} as text, but they are not UTF-8"
+            ),
+            Error::FuelOff { guest } => write!(
+                f,
+                "guest `{guest}`: fuel is off in this build; turn it on with Builder::fuel in build.rs"
+            ),
         }
     }
 }

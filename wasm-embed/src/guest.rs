@@ -141,10 +141,8 @@ impl<Params: WasmParams, Results: WasmResults> GuestFunc<Params, Results> {
     /// Calls the function; a trap or a failing host function comes back as
     /// [`Error::Call`], and the store stays usable.
     pub fn call(&self, store: impl AsContextMut, params: Params) -> Result<Results, Error> {
-        self.func.call(store, params).map_err(|cause| Error::Call {
-            guest: self.guest,
-            function: self.name,
-            cause,
-        })
+        self.func
+            .call(store, params)
+            .map_err(|cause| Error::call(self.guest, self.name, cause))
     }
 }

@@ -20,14 +20,18 @@ extern crate std;
 mod config;
 mod error;
 mod guest;
+mod instance;
+mod memory;
 #[cfg(feature = "platform")]
 mod platform;
 
 #[cfg(feature = "compile")]
 pub use config::precompile;
 pub use config::{Profile, Settings, Target, engine};
-pub use error::Error;
+pub use error::{Error, Fault};
 pub use guest::{Aligned, Guest, GuestFunc};
+pub use instance::{Context, GuestInstance, memory_and_host};
+pub use memory::GuestMemory;
 pub use wasmtime;
 
 /// Includes the Rust module that `wasm-embed-build` wrote into `OUT_DIR`, as `mod guests`.

@@ -1,0 +1,41 @@
+//! Seed 001's firmware: runs the `add` guest once and reports the result and the peak
+//! heap. The size report (`./x size`) measures this program.
+#![no_std]
+#![no_main]
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+use demo_firmware::{exit, guests, heap};
+
+/// What the host gives the guest through its `host.extra` import.
+struct Host;
+
+impl guests::add::Host for Host {
+    fn extra(&mut self) -> u32 {
+        42
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    heap::init();
+    match run() {
+        Ok(sum) => {
+            hprintln!("add_with_extra(1, 2) = {sum}");
+            hprintln!("peak heap: {} bytes", heap::peak());
+            exit(true)
+        }
+        Err(error) => {
+            hprintln!("error: {error}");
+            exit(false)
+        }
+    }
+}
+
+fn run() -> Result<u32, wasm_embed::Error> {
+    let guest = &guests::add::GUEST;
+    let engine = wasm_embed::engine(guest.settings())?;
+    let module = guest.module(&engine)?;
+    let mut add = guests::add::Add::new(&module, Host)?;
+    add.add_with_extra(1, 2)
+}

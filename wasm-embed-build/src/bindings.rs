@@ -1,0 +1,660 @@
+//! Stage 8: typed Rust bindings for a guest. The functions and their wasm types come
+//! from the guest's final wasm; parameter names and integer signedness come from its
+//! Rust source where the two agree. A skipped build, which has no wasm, takes them from
+//! the source alone, so the firmware still type-checks.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// A wasm value type. Guests built for `wasm32v1-none` use no others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValType {
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl ValType {
+    fn wat(self) -> &'static str {
+        match self {
+            ValType::I32 => "i32",
+            ValType::I64 => "i64",
+            ValType::F32 => "f32",
+            ValType::F64 => "f64",
+        }
+    }
+
+    /// The Rust type a value of this type has when the source does not say.
+    fn rust(self) -> &'static str {
+        match self {
+            ValType::I32 => "u32",
+            ValType::I64 => "u64",
+            ValType::F32 => "f32",
+            ValType::F64 => "f64",
+        }
+    }
+}
+
+/// A parameter or result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// The parameter's name in the guest's source, if known.
+    pub name: Option<String>,
+    pub wasm: ValType,
+    /// The Rust type the binding uses: `u32`, `i32`, `u64`, `i64`, `f32` or `f64`.
+    pub rust: &'static str,
+}
+
+/// An imported or exported function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// The import module (`host`); empty for an export.
+    pub module: String,
+    pub name: String,
+    pub params: Vec<Value>,
+    pub results: Vec<Value>,
+}
+
+impl Function {
+    fn same_wasm_type(&self, other: &Function) -> bool {
+        let types = |values: &[Value]| values.iter().map(|v| v.wasm).collect::<Vec<_>>();
+        types(&self.params) == types(&other.params) && types(&self.results) == types(&other.results)
+    }
+
+    /// `(i32, i32) -> i32`
+    fn wasm_signature(&self) -> String {
+        let list = |values: &[Value]| values.iter().map(|v| v.wasm.wat()).collect::<Vec<_>>().join(", ");
+        let results = match self.results.len() {
+            0 => "()".to_owned(),
+            1 => list(&self.results),
+            _ => format!("({})", list(&self.results)),
+        };
+        format!("({}) -> {results}", list(&self.params))
+    }
+
+    /// A host import that can receive guest pointers (wasm32 pointers are `i32`) gets
+    /// the guest's memory, and can fail on a bad one.
+    fn takes_memory(&self) -> bool {
+        !self.module.is_empty() && self.params.iter().any(|p| p.wasm == ValType::I32)
+    }
+}
+
+/// What a guest imports and exports, in the order its wasm declares them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interface {
+    pub imports: Vec<Function>,
+    pub exports: Vec<Function>,
+}
+
+/// Reads the functions a guest's wasm imports and exports.
+pub fn from_wasm(guest: &str, wasm: &[u8]) -> Result<Interface, Error> {
+    use wasmparser::{ExternalKind, Payload, TypeRef};
+    let invalid = |e: wasmparser::BinaryReaderError| Error::Parse {
+        guest: guest.to_owned(),
+        message: e.to_string(),
+    };
+    let mut types: Vec<wasmparser::FuncType> = Vec::new();
+    // The type of every function, imported ones first, as wasm numbers them.
+    let mut functions: Vec<u32> = Vec::new();
+    let mut interface = Interface::default();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types() {
+                    types.push(ty.map_err(invalid)?);
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(invalid)?;
+                    let TypeRef::Func(index) = import.ty else {
+                        return Err(Error::UnsupportedImport {
+                            guest: guest.to_owned(),
+                            import: format!("{}.{}", import.module, import.name),
+                        });
+                    };
+                    functions.push(index);
+                    let ty = types.get(index as usize).ok_or_else(|| bad_index(guest))?;
+                    interface.imports.push(function(guest, import.module, import.name, ty)?);
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for index in reader {
+                    functions.push(index.map_err(invalid)?);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(invalid)?;
+                    if export.kind != ExternalKind::Func {
+                        continue;
+                    }
+                    let ty = functions
+                        .get(export.index as usize)
+                        .and_then(|&index| types.get(index as usize))
+                        .ok_or_else(|| bad_index(guest))?;
+                    interface.exports.push(function(guest, "", export.name, ty)?);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(interface)
+}
+
+fn bad_index(guest: &str) -> Error {
+    Error::Parse {
+        guest: guest.to_owned(),
+        message: "a function refers to a type that does not exist".to_owned(),
+    }
+}
+
+fn function(guest: &str, module: &str, name: &str, ty: &wasmparser::FuncType) -> Result<Function, Error> {
+    let value = |ty: &wasmparser::ValType| {
+        let wasm = match ty {
+            wasmparser::ValType::I32 => ValType::I32,
+            wasmparser::ValType::I64 => ValType::I64,
+            wasmparser::ValType::F32 => ValType::F32,
+            wasmparser::ValType::F64 => ValType::F64,
+            other => {
+                return Err(Error::Parse {
+                    guest: guest.to_owned(),
+                    message: format!("`{name}` uses the value type {other}, which the firmware's engine does not enable"),
+                });
+            }
+        };
+        Ok(Value {
+            name: None,
+            wasm,
+            rust: wasm.rust(),
+        })
+    };
+    Ok(Function {
+        module: module.to_owned(),
+        name: name.to_owned(),
+        params: ty.params().iter().map(value).collect::<Result<_, _>>()?,
+        results: ty.results().iter().map(value).collect::<Result<_, _>>()?,
+    })
+}
+
+/// The `extern "C"` functions a guest's Rust source exports (`#[unsafe(no_mangle)]`,
+/// `export_name`) and imports (`extern "C"` blocks, `#[link(wasm_import_module)]`),
+/// from every `.rs` file beside its library root. Files that do not parse, and types
+/// a wasm value cannot have, are left out: this only names what the wasm confirms.
+pub fn from_source(lib_path: &Path) -> Interface {
+    let mut interface = Interface::default();
+    let Some(dir) = lib_path.parent() else {
+        return interface;
+    };
+    for file in rust_files(dir) {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(parsed) = syn::parse_file(&text) else { continue };
+        collect(&parsed.items, &mut interface);
+    }
+    interface
+}
+
+/// The files the bindings read, for Cargo to watch.
+pub fn source_files(lib_path: &Path) -> Vec<PathBuf> {
+    lib_path.parent().map(rust_files).unwrap_or_default()
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn collect(items: &[syn::Item], interface: &mut Interface) {
+    for item in items {
+        match item {
+            syn::Item::Fn(f) if is_c_abi(f.sig.abi.as_ref()) => {
+                let name = attribute_value(&f.attrs, "export_name")
+                    .or_else(|| has_attribute(&f.attrs, "no_mangle").then(|| f.sig.ident.to_string()));
+                if let Some(function) = name.and_then(|name| from_signature(String::new(), name, &f.sig)) {
+                    interface.exports.push(function);
+                }
+            }
+            syn::Item::ForeignMod(block) if is_c_abi(Some(&block.abi)) => {
+                let module = attribute_value(&block.attrs, "wasm_import_module").unwrap_or_else(|| "env".to_owned());
+                for item in &block.items {
+                    if let syn::ForeignItem::Fn(f) = item {
+                        let name = attribute_value(&f.attrs, "link_name").unwrap_or_else(|| f.sig.ident.to_string());
+                        if let Some(function) = from_signature(module.clone(), name, &f.sig) {
+                            interface.imports.push(function);
+                        }
+                    }
+                }
+            }
+            syn::Item::Mod(module) => {
+                if let Some((_, items)) = &module.content {
+                    collect(items, interface);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_c_abi(abi: Option<&syn::Abi>) -> bool {
+    abi.is_some_and(|abi| abi.name.as_ref().is_none_or(|name| name.value() == "C"))
+}
+
+fn has_attribute(attrs: &[syn::Attribute], name: &str) -> bool {
+    use quote::ToTokens;
+    attrs.iter().any(|attr| {
+        let text = attr.meta.to_token_stream().to_string();
+        text == name || text.replace(' ', "") == format!("unsafe({name})")
+    })
+}
+
+/// `"v"` from `#[name = "v"]`, `#[unsafe(name = "v")]` or `#[link(name = "v")]`.
+fn attribute_value(attrs: &[syn::Attribute], name: &str) -> Option<String> {
+    use quote::ToTokens;
+    attrs.iter().find_map(|attr| {
+        let text = attr.meta.to_token_stream().to_string();
+        let after = &text[text.find(name)? + name.len()..];
+        let after = after.trim_start().strip_prefix('=')?.trim_start().strip_prefix('"')?;
+        Some(after[..after.find('"')?].to_owned())
+    })
+}
+
+fn from_signature(module: String, name: String, sig: &syn::Signature) -> Option<Function> {
+    let mut params = Vec::new();
+    for (index, input) in sig.inputs.iter().enumerate() {
+        let syn::FnArg::Typed(arg) = input else { return None };
+        let (wasm, rust) = rust_value(&arg.ty)?;
+        let name = match &*arg.pat {
+            syn::Pat::Ident(ident) => ident.ident.to_string(),
+            _ => format!("arg{index}"),
+        };
+        params.push(Value { name: Some(name), wasm, rust });
+    }
+    let results = match &sig.output {
+        syn::ReturnType::Default => Vec::new(),
+        syn::ReturnType::Type(_, ty) if matches!(**ty, syn::Type::Never(_)) => Vec::new(),
+        syn::ReturnType::Type(_, ty) => {
+            let (wasm, rust) = rust_value(ty)?;
+            vec![Value { name: None, wasm, rust }]
+        }
+    };
+    Some(Function {
+        module,
+        name,
+        params,
+        results,
+    })
+}
+
+/// The wasm type a Rust value has on wasm32, and the Rust type the binding gives it.
+fn rust_value(ty: &syn::Type) -> Option<(ValType, &'static str)> {
+    match ty {
+        syn::Type::Ptr(_) | syn::Type::Reference(_) => Some((ValType::I32, "u32")),
+        syn::Type::Path(path) if path.qself.is_none() => match path.path.get_ident()?.to_string().as_str() {
+            "u8" | "u16" | "u32" | "usize" | "bool" | "char" => Some((ValType::I32, "u32")),
+            "i8" | "i16" | "i32" | "isize" => Some((ValType::I32, "i32")),
+            "u64" => Some((ValType::I64, "u64")),
+            "i64" => Some((ValType::I64, "i64")),
+            "f32" => Some((ValType::F32, "f32")),
+            "f64" => Some((ValType::F64, "f64")),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The wasm's interface, with names and signedness from `source` for each function
+/// whose wasm type the source's signature agrees with.
+pub fn merge(wasm: Interface, source: &Interface) -> Interface {
+    let named = |functions: Vec<Function>, from: &[Function]| {
+        functions
+            .into_iter()
+            .map(|f| {
+                from.iter()
+                    .find(|s| s.module == f.module && s.name == f.name && s.same_wasm_type(&f))
+                    .cloned()
+                    .unwrap_or(f)
+            })
+            .collect()
+    };
+    Interface {
+        imports: named(wasm.imports, &source.imports),
+        exports: named(wasm.exports, &source.exports),
+    }
+}
+
+/// Names the generated items use, which a generated name must not take.
+const TAKEN: [&str; 10] = [
+    "Caller", "Context", "Error", "Func", "GuestFunc", "GuestInstance", "GuestMemory", "Module", "GUEST", "CWASM",
+];
+
+/// The Rust code that goes inside the guest's module: one trait per import module and
+/// the guest's typed handle.
+pub fn bindings(guest: &str, interface: &Interface) -> String {
+    let mut traits: Vec<(String, String, Vec<&Function>)> = Vec::new();
+    for import in &interface.imports {
+        match traits.iter_mut().find(|(module, ..)| *module == import.module) {
+            Some((.., functions)) => functions.push(import),
+            None => traits.push((import.module.clone(), String::new(), vec![import])),
+        }
+    }
+    let mut taken: Vec<String> = TAKEN.iter().map(|s| s.to_string()).collect();
+    for (module, name, _) in &mut traits {
+        *name = unique(camel_case(module), "Imports", &mut taken);
+    }
+    let handle = unique(camel_case(guest), "Guest", &mut taken);
+    let bounds: String = traits.iter().map(|(_, name, _)| format!("{name} + ")).collect();
+
+    let mut code = String::new();
+    for (module, name, functions) in &traits {
+        let _ = writeln!(
+            code,
+            "    /// The functions guest `{guest}` imports from the wasm module `{module}`: implement\n    \
+             /// it for the host that [`{handle}::new`] takes.\n    \
+             pub trait {name} {{"
+        );
+        for (index, f) in functions.iter().enumerate() {
+            if index > 0 {
+                code.push('\n');
+            }
+            let method = method_name(&f.name);
+            let params = typed_params(f);
+            let _ = write!(code, "        /// Import `{module}.{}`, wasm type `{}`.", f.name, f.wasm_signature());
+            if f.takes_memory() {
+                let _ = writeln!(
+                    code,
+                    " It gets the\n        \
+                     /// guest's memory, to read or write what a pointer argument points to."
+                );
+                let signature = format!(
+                    "        fn {method}(&mut self, memory: GuestMemory<'_>{params}) -> Result<{}, Error>;",
+                    rust_results(f)
+                );
+                code.push_str(&wrap_signature(&signature));
+            } else {
+                code.push('\n');
+                let returns = match f.results.is_empty() {
+                    true => String::new(),
+                    false => format!(" -> {}", rust_results(f)),
+                };
+                code.push_str(&wrap_signature(&format!("        fn {method}(&mut self{params}){returns};")));
+            }
+            code.push('\n');
+        }
+        code.push_str("    }\n\n");
+    }
+
+    let exports: Vec<(String, &Function)> = {
+        let mut used: Vec<String> = vec!["new".to_owned()];
+        interface
+            .exports
+            .iter()
+            .map(|f| (unique(method_name(&f.name), "_", &mut used), f))
+            .collect()
+    };
+    let _ = writeln!(
+        code,
+        "    /// Guest `{guest}`, instantiated with the host `H` that serves its imports, in a store\n    \
+         /// of its own; dropping it frees all of the guest's memory. [`GuestInstance`]'s methods\n    \
+         /// (`host`, `memory`, `set_fuel_per_call`) work on it too.\n    \
+         pub struct {handle}<H: 'static> {{\n        \
+         instance: GuestInstance<H>,"
+    );
+    for (method, f) in &exports {
+        let _ = writeln!(code, "        {method}: GuestFunc<{}, {}>,", tuple(&f.params), rust_results(f));
+    }
+    let _ = writeln!(
+        code,
+        "    }}\n\n    \
+         impl<H: {bounds}'static> {handle}<H> {{\n        \
+         /// Instantiates guest `{guest}` from its `module` (load it once, with\n        \
+         /// `GUEST.module(&engine)`), with `host` serving its imports.\n        \
+         pub fn new(module: &Module, host: H) -> Result<Self, Error> {{"
+    );
+    if interface.imports.is_empty() {
+        code.push_str(
+            "            let imports = |_: &mut _| -> [::wasm_embed::wasmtime::Extern; 0] { [] };\n            \
+             let mut instance = GuestInstance::new(&GUEST, module, host, imports)?;\n",
+        );
+    } else {
+        code.push_str("            let mut instance = GuestInstance::new(&GUEST, module, host, |store| {\n                [\n");
+        for f in &interface.imports {
+            let trait_name = &traits.iter().find(|(module, ..)| *module == f.module).unwrap().1;
+            let method = method_name(&f.name);
+            let names = param_names(f);
+            let closure_params: String = f.params.iter().zip(&names).map(|(p, n)| format!(", {n}: {}", p.rust)).collect();
+            let args: String = names.iter().map(|n| format!(", {n}")).collect();
+            let head = format!("Func::wrap(&mut *store, |mut caller: Caller<'_, Context<H>>{closure_params}| {{");
+            let body = if f.takes_memory() {
+                format!(
+                    "let (memory, host) = ::wasm_embed::memory_and_host(&mut caller);\n\
+                     <H as {trait_name}>::{method}(host, memory{args}).map_err(::wasm_embed::wasmtime::Error::new)"
+                )
+            } else {
+                format!("<H as {trait_name}>::{method}(caller.data_mut().host(){args})")
+            };
+            let _ = writeln!(code, "                    {head}");
+            for line in body.lines() {
+                let _ = writeln!(code, "                        {line}");
+            }
+            code.push_str("                    })\n                    .into(),\n");
+        }
+        code.push_str("                ]\n            })?;\n");
+    }
+    let _ = writeln!(code, "            Ok({handle} {{");
+    for (method, f) in &exports {
+        let _ = writeln!(code, "                {method}: instance.func({:?})?,", f.name);
+    }
+    code.push_str("                instance,\n            })\n        }\n");
+    for (method, f) in &exports {
+        let names = param_names(f);
+        let params: String = f.params.iter().zip(&names).map(|(p, n)| format!(", {n}: {}", p.rust)).collect();
+        let args = match names.len() {
+            1 => names[0].clone(),
+            _ => format!("({})", names.join(", ")),
+        };
+        let _ = writeln!(
+            code,
+            "\n        /// Calls export `{}`, wasm type `{}`.",
+            f.name,
+            f.wasm_signature()
+        );
+        let signature = format!(
+            "        pub fn {method}(&mut self{params}) -> Result<{}, Error> {{",
+            rust_results(f)
+        );
+        code.push_str(&wrap_signature(&signature));
+        let _ = writeln!(code, "\n            self.instance.call(&self.{method}, {args})\n        }}");
+    }
+    let _ = write!(
+        code,
+        "    }}\n\n    \
+         impl<H> ::core::ops::Deref for {handle}<H> {{\n        \
+         type Target = GuestInstance<H>;\n\n        \
+         fn deref(&self) -> &GuestInstance<H> {{\n            &self.instance\n        }}\n    }}\n\n    \
+         impl<H> ::core::ops::DerefMut for {handle}<H> {{\n        \
+         fn deref_mut(&mut self) -> &mut GuestInstance<H> {{\n            &mut self.instance\n        }}\n    }}\n"
+    );
+    code
+}
+
+/// The `use` lines the bindings need, so that the generated code has no unused import.
+pub fn uses(interface: &Interface) -> String {
+    let imports = !interface.imports.is_empty();
+    let wasmtime: Vec<&str> = [("Caller", imports), ("Func", imports), ("Module", true)]
+        .into_iter()
+        .filter_map(|(name, used)| used.then_some(name))
+        .collect();
+    let runtime: Vec<&str> = [
+        ("Context", imports),
+        ("Error", true),
+        ("GuestFunc", !interface.exports.is_empty()),
+        ("GuestInstance", true),
+        ("GuestMemory", interface.imports.iter().any(Function::takes_memory)),
+    ]
+    .into_iter()
+    .filter_map(|(name, used)| used.then_some(name))
+    .collect();
+    let list = |names: &[&str]| match names {
+        [one] => one.to_string(),
+        _ => format!("{{{}}}", names.join(", ")),
+    };
+    format!(
+        "    use ::wasm_embed::wasmtime::{};
+    use ::wasm_embed::{};
+",
+        list(&wasmtime),
+        list(&runtime)
+    )
+}
+
+/// Breaks a one-line signature ending in `;` or ` {` over lines, one parameter each,
+/// when it is wider than rustfmt's 100 columns, the way rustfmt does.
+fn wrap_signature(line: &str) -> String {
+    if line.len() <= 100 {
+        return line.to_owned();
+    }
+    let indent = &line[..line.len() - line.trim_start().len()];
+    let open = line.find('(').unwrap();
+    let close = line.rfind(')').unwrap();
+    let mut out = format!("{}\n", &line[..=open]);
+    for param in line[open + 1..close].split(", ") {
+        let _ = writeln!(out, "{indent}    {param},");
+    }
+    let _ = write!(out, "{indent}{}", &line[close..]);
+    out
+}
+
+fn param_names(f: &Function) -> Vec<String> {
+    f.params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match &p.name {
+            Some(name) if name != "_" => identifier(name.trim_start_matches('_')),
+            _ => format!("arg{i}"),
+        })
+        .collect()
+}
+
+fn typed_params(f: &Function) -> String {
+    param_names(f).iter().zip(&f.params).map(|(n, p)| format!(", {n}: {}", p.rust)).collect()
+}
+
+fn tuple(values: &[Value]) -> String {
+    match values {
+        [one] => one.rust.to_owned(),
+        _ => format!("({})", values.iter().map(|v| v.rust).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn rust_results(f: &Function) -> String {
+    tuple(&f.results)
+}
+
+fn method_name(name: &str) -> String {
+    identifier(&name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_").to_ascii_lowercase())
+}
+
+/// A name as a Rust identifier: a raw one for a keyword.
+fn identifier(name: &str) -> String {
+    let name = if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{name}")
+    } else {
+        name.to_owned()
+    };
+    match name.as_str() {
+        "self" | "Self" | "super" | "crate" => format!("{name}_"),
+        "as" | "async" | "await" | "break" | "const" | "continue" | "dyn" | "else" | "enum" | "extern" | "false"
+        | "fn" | "for" | "gen" | "if" | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub"
+        | "ref" | "return" | "static" | "struct" | "trait" | "true" | "type" | "unsafe" | "use" | "where" | "while"
+        | "yield" | "abstract" | "become" | "box" | "do" | "final" | "macro" | "override" | "priv" | "try"
+        | "typeof" | "unsized" | "virtual" => format!("r#{name}"),
+        _ => name,
+    }
+}
+
+/// `out_of_bounds` as `OutOfBounds`.
+fn camel_case(name: &str) -> String {
+    let mut out = String::new();
+    for word in name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+        let mut chars = word.chars();
+        out.extend(chars.next().map(|c| c.to_ascii_uppercase()));
+        out.push_str(chars.as_str());
+    }
+    identifier(&out)
+}
+
+/// `name`, or `name` with `suffix` (and a number) if it is taken; marks it taken.
+fn unique(name: String, suffix: &str, taken: &mut Vec<String>) -> String {
+    let mut candidate = name.clone();
+    let mut n = 1;
+    while taken.contains(&candidate) {
+        candidate = if n == 1 { format!("{name}{suffix}") } else { format!("{name}{suffix}{n}") };
+        n += 1;
+    }
+    taken.push(candidate.clone());
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_rust_identifiers() {
+        assert_eq!(camel_case("out_of_bounds"), "OutOfBounds");
+        assert_eq!(camel_case("wasi_snapshot_preview1"), "WasiSnapshotPreview1");
+        assert_eq!(method_name("type"), "r#type");
+        assert_eq!(method_name("do-it.now"), "do_it_now");
+        assert_eq!(method_name("2x"), "_2x");
+        let mut taken = vec!["Error".to_owned()];
+        assert_eq!(unique("Error".into(), "Imports", &mut taken), "ErrorImports");
+        assert_eq!(unique("Error".into(), "Imports", &mut taken), "ErrorImports2");
+    }
+
+    #[test]
+    fn source_names_are_used_only_where_the_wasm_type_agrees() {
+        let source = r#"
+            #[link(wasm_import_module = "host")]
+            unsafe extern "C" { fn log(ptr: *const u8, len: usize); }
+            #[unsafe(no_mangle)]
+            extern "C" fn add(a: i32, b: i32) -> i32 { a + b }
+            #[unsafe(export_name = "renamed")]
+            extern "C" fn inner(value: u64) {}
+            #[unsafe(no_mangle)]
+            extern "C" fn changed(x: u32) -> u32 { x }
+        "#;
+        let mut from_rust = Interface::default();
+        collect(&syn::parse_file(source).unwrap().items, &mut from_rust);
+        let wasm = wat::parse_str(
+            r#"(module
+                (import "host" "log" (func (param i32 i32)))
+                (func (export "add") (param i32 i32) (result i32) local.get 0)
+                (func (export "renamed") (param i64))
+                (func (export "changed") (param i64) (result i64) local.get 0))"#,
+        )
+        .unwrap();
+        let merged = merge(from_wasm("g", &wasm).unwrap(), &from_rust);
+        let names = |f: &Function| f.params.iter().map(|p| p.name.clone().unwrap_or_default()).collect::<Vec<_>>();
+        assert_eq!(names(&merged.imports[0]), ["ptr", "len"]);
+        assert_eq!(merged.exports[0].params[0].rust, "i32");
+        assert_eq!(names(&merged.exports[1]), ["value"]);
+        // The source says u32, the wasm i64: the wasm wins and the name is not trusted.
+        assert_eq!(names(&merged.exports[2]), [""]);
+        assert_eq!(merged.exports[2].params[0].rust, "u64");
+    }
+}
