@@ -398,13 +398,12 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
         code.push_str("    }\n\n");
     }
 
+    // By name: the same order whether the interface came from the wasm or the source.
+    let mut sorted: Vec<&Function> = interface.exports.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let exports: Vec<(String, &Function)> = {
         let mut used: Vec<String> = vec!["new".to_owned()];
-        interface
-            .exports
-            .iter()
-            .map(|f| (unique(method_name(&f.name), "_", &mut used), f))
-            .collect()
+        sorted.into_iter().map(|f| (unique(method_name(&f.name), "_", &mut used), f)).collect()
     };
     let _ = writeln!(
         code,

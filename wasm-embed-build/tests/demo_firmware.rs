@@ -210,8 +210,9 @@ fn firmware_with_the_debug_profile_runs_the_guest_in_qemu() {
     assert_eq!(stdout.lines().next(), Some("add: add_with_extra(1, 2) = 45"), "{stdout}");
     // The debug profile's traps carry a backtrace that names the guest's function.
     let panic = stdout.find("panic: guest `panic` trapped in `checked_divide`").expect(&stdout);
-    let backtrace: Vec<&str> = stdout[panic..].lines().skip(1).take_while(|l| l.starts_with(' ')).collect();
-    assert!(backtrace.iter().any(|l| l.contains("checked_divide")), "{stdout}");
+    let backtrace: Vec<&str> = stdout[panic..].lines().skip(1).take(2).collect();
+    assert_eq!(backtrace[0], "error while executing at wasm backtrace:", "{stdout}");
+    assert!(backtrace[1].ends_with("panic.wasm!checked_divide"), "{stdout}");
 }
 
 #[test]
@@ -225,8 +226,11 @@ fn a_firmware_that_leaves_out_a_guests_import_does_not_compile() {
     let output = cargo_in(&copy, &["build", "--release"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    assert!(stderr.contains("error[E0277]: the trait bound `Board: Host` is not satisfied"), "{stderr}");
-    assert!(stderr.contains("guests::add::Add::new"), "{stderr}");
+    assert!(
+        stderr.contains("error[E0277]: the trait bound `Board: demo_firmware::guests::add::Host` is not satisfied"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("required by a bound in `demo_firmware::guests::add::Add::<H>::new`"), "{stderr}");
 }
 
 #[test]
@@ -249,4 +253,61 @@ fn firmware_build_fails_with_one_clear_line_for_a_guest_that_is_not_a_cdylib() {
         .find(|l| l.starts_with("error: not-cdylib-guest@0.1.0: guest `not-cdylib` is not a cdylib"))
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(line.contains("add `[lib] crate-type = [\"cdylib\"]` to"), "{line}");
+}
+
+#[test]
+fn a_new_guest_with_a_new_import_takes_a_crate_a_manifest_line_and_a_trait_impl() {
+    // The new crate, as README shows it.
+    let guest = common::out_dir("blink-guest");
+    std::fs::create_dir_all(guest.join("src")).unwrap();
+    std::fs::write(
+        guest.join("Cargo.toml"),
+        "[package]\nname = \"blink\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        guest.join("src/lib.rs"),
+        r#"#![no_std]
+#[link(wasm_import_module = "led")]
+unsafe extern "C" {
+    fn set_led(on: u32);
+}
+#[unsafe(no_mangle)]
+extern "C" fn blink(times: u32) {
+    for i in 0..times * 2 {
+        unsafe { set_led(i % 2) };
+    }
+}
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+"#,
+    )
+    .unwrap();
+    // One line in the firmware's manifest.
+    let copy = firmware_copy(
+        "new-guest",
+        |manifest| manifest.replace("guests = [\n", &format!("guests = [\n  {:?},\n", guest.display().to_string())),
+        |build_rs| build_rs,
+    );
+    // One trait impl, and the call.
+    let main = copy.join("src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap().replace(
+        "    heap::init();\n",
+        "    heap::init();\n    \
+         let guest = &guests::blink::GUEST;\n    \
+         let engine = wasm_embed::engine(guest.settings()).unwrap();\n    \
+         let module = guest.module(&engine).unwrap();\n    \
+         guests::blink::Blink::new(&module, Board).unwrap().blink(2).unwrap();\n",
+    ) + "\nimpl guests::blink::Led for Board {\n    \
+         fn set_led(&mut self, _memory: GuestMemory<'_>, on: u32) -> Result<(), Error> {\n        \
+         hprintln!(\"led {}\", if on == 1 { \"on\" } else { \"off\" });\n        \
+         Ok(())\n    }\n}\n";
+    std::fs::write(&main, text).unwrap();
+    let output = cargo_in(&copy, &["run", "--release"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().take(5).collect();
+    assert_eq!(lines, ["led off", "led on", "led off", "led on", "add: add_with_extra(1, 2) = 45"], "{stdout}");
 }

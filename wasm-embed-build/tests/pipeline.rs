@@ -54,7 +54,8 @@ fn add_guest_is_built_precompiled_loaded_and_returns_45() {
     let module = std::fs::read_to_string(&output.module).unwrap();
     assert!(module.contains("pub mod add {"), "{module}");
     assert!(module.contains(&format!("{:?}", built.cwasm.display().to_string())), "{module}");
-    assert!(module.contains(&output.settings.to_rust()), "{module}");
+    let compact = |text: &str| text.replace(char::is_whitespace, "").replace(",}", "}");
+    assert!(compact(&module).contains(&compact(&output.settings.to_rust())), "{module}");
     assert!(module.contains(&format!("pub const CWASM: usize = {};", built.sizes.cwasm)));
     // It touches no memory at all: wasm-opt removed the unused stack pointer, so the
     // memory is cut to nothing.
@@ -398,7 +399,7 @@ fn recursion_and_table_calls_leave_the_pulley_stack_unbounded() {
         a.call(&mut store, ()).map_err(|e| e.to_string())
     };
     assert_eq!(engine_with(bytes.next_multiple_of(16)), Ok(3));
-    assert!(engine_with(bytes.next_multiple_of(16) - 16).unwrap_err().contains("call stack exhausted"));
+    assert!(engine_with(bytes.next_multiple_of(16) - 16).unwrap_err().starts_with("guest `chain` trapped in `a`: stack overflow"));
 }
 
 #[test]
