@@ -1,7 +1,8 @@
-//! The demo: runs every guest in turn on a Cortex-M4, each in an engine and store of its
-//! own. Well-behaved guests print their results; each misbehaving one prints the one
-//! line its trap produces, and the firmware goes on. After each guest it prints the peak
-//! heap the guest took, and at the end that every byte of it came back.
+//! The demo: runs every guest in turn on a Cortex-M4 (or, built for thumbv7m-none-eabi, a
+//! Cortex-M3), each in an engine and store of its own. Well-behaved guests print their
+//! results; each misbehaving one prints the one line its trap produces, and the firmware
+//! goes on. After each guest it prints the peak heap the guest took, and at the end that
+//! every byte of it came back.
 #![no_std]
 #![no_main]
 

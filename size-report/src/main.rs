@@ -120,6 +120,45 @@ const SEED: [(&str, [u64; 4]); 3] = [
     ("wasm-interpreter", [162_272, 5_668, 16_940, 176_000]),
 ];
 
+/// A firmware image for one board: where it is built from and with which target.
+struct Board {
+    name: &'static str,
+    dir: &'static str,
+    target: Option<&'static str>,
+    /// The chip's flash and RAM, which the image must fit.
+    chip: (u64, u64),
+}
+
+/// Every board the repository builds a firmware for; all are nRF52840-sized, since QEMU's
+/// boards have more of both at the same addresses.
+const BOARDS: &[Board] = &[
+    Board {
+        name: "demo-firmware, every guest: QEMU mps2-an386 (Cortex-M4)",
+        dir: "demo-firmware",
+        target: None,
+        chip: (1 << 20, 256 << 10),
+    },
+    Board {
+        name: "demo-firmware, every guest: QEMU mps2-an385 (Cortex-M3, thumbv7m-none-eabi)",
+        dir: "demo-firmware",
+        target: Some("thumbv7m-none-eabi"),
+        chip: (1 << 20, 256 << 10),
+    },
+    Board {
+        name: "boards/nrf52840-dk: add and blinky guests, defmt over RTT",
+        dir: "boards/nrf52840-dk",
+        target: None,
+        chip: (1 << 20, 256 << 10),
+    },
+];
+
+/// One board's image: flash, static RAM (.data + .bss), and the heap arena within it.
+struct BoardImage {
+    flash: u64,
+    ram: u64,
+    heap_arena: u64,
+}
+
 /// What one build of the firmware measured.
 struct Measurement {
     sections: BTreeMap<&'static str, u64>,
@@ -154,8 +193,27 @@ fn main() {
             lever_rows.push((lever.name, without));
         }
     }
+    let mut boards = Vec::new();
+    for board in BOARDS {
+        eprintln!("size-report: building {}", board.name);
+        boards.push((board, board_image(board).unwrap_or_else(|e| fail(&e))));
+    }
     print_markdown(&base, &lever_rows);
-    let report = to_json(&base, &lever_rows);
+    print_boards(&boards);
+    let mut report = to_json(&base, &lever_rows);
+    report["boards"] = boards
+        .iter()
+        .map(|(board, image)| {
+            json!({
+                "board": board.name,
+                "flash": image.flash,
+                "ram": image.ram,
+                "heap_arena": image.heap_arena,
+                "chip_flash": board.chip.0,
+                "chip_ram": board.chip.1,
+            })
+        })
+        .collect();
     std::fs::write(&json_path, serde_json::to_string_pretty(&report).unwrap())
         .unwrap_or_else(|e| fail(&format!("{}: {e}", json_path.display())));
     eprintln!("size-report: wrote {}", json_path.display());
@@ -333,6 +391,55 @@ fn measure(dir: &Path, example: &str) -> Result<Measurement, String> {
         guests,
         cwasm_sections,
     })
+}
+
+/// Builds `board`'s firmware (in demo-firmware's target directory, so the build script's
+/// Wasmtime and binaryen are compiled once for all boards) and measures its image.
+fn board_image(board: &Board) -> Result<BoardImage, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(repo().join(board.dir))
+        .args(["build", "--release", "--bins", "--message-format=json-render-diagnostics"])
+        .env("CARGO_TARGET_DIR", repo().join("demo-firmware/target"))
+        .stderr(std::process::Stdio::inherit());
+    if let Some(target) = board.target {
+        command.args(["--target", target]);
+    }
+    let output = command.output().map_err(|e| format!("could not run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("building {} failed ({})", board.name, output.status));
+    }
+    let executable = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .last()
+        .ok_or_else(|| format!("cargo reported no executable for {}", board.name))?;
+    let (sections, heap_arena, _) = elf(&executable)?;
+    let flash = [".vector_table", ".text", ".rodata", ".data"].iter().map(|s| sections[s]).sum();
+    let ram = sections[".data"] + sections[".bss"];
+    if flash > board.chip.0 || ram > board.chip.1 {
+        return Err(format!("{} does not fit its chip: {flash} B flash, {ram} B RAM", board.name));
+    }
+    Ok(BoardImage { flash, ram, heap_arena })
+}
+
+fn print_boards(boards: &[(&Board, BoardImage)]) {
+    println!("\n## Every board's image\n");
+    println!("| firmware | flash | of the chip's | RAM (.data + .bss) | heap arena in it | of the chip's |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (board, image) in boards {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            board.name,
+            group(image.flash),
+            group(board.chip.0),
+            group(image.ram),
+            group(image.heap_arena),
+            group(board.chip.1),
+        );
+    }
 }
 
 /// The sections of a `.cwasm` (an ELF file) by size, and what the ELF format itself

@@ -1,19 +1,18 @@
 //! End to end: demo-firmware built for thumbv7em-none-eabihf, with every guest built by
-//! its build script, run in QEMU's Cortex-M4 board; its output and exit code checked.
+//! its build script, run in QEMU's Cortex-M4 board; its output and exit code checked. The
+//! same firmware built for thumbv7m-none-eabi runs on QEMU's Cortex-M3 board.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use object::{Object, ObjectSection, ObjectSymbol};
+
 #[test]
 fn demo_firmware_runs_every_guest_in_qemu_survives_the_misbehaving_ones_and_exits_0() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(common::repo().join("demo-firmware"))
-        .args(["run", "--release"])
-        .output()
-        .expect("cargo runs");
+    let demo = common::repo().join("demo-firmware");
+    let output = cargo_in(&demo, &["run", "--release"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "firmware failed: {}\n{stdout}\n{stderr}", output.status);
@@ -74,12 +73,16 @@ fn demo_firmware_runs_every_guest_in_qemu_survives_the_misbehaving_ones_and_exit
     assert_eq!(after_first, after_last, "{stdout}");
     assert!(after_first - start <= 512, "{stdout}");
 
+    // The second core: the same firmware and guests on a Cortex-M3 (no FPU, no DSP
+    // instructions), built for thumbv7m-none-eabi and run on QEMU's mps2-an385, print the
+    // very same lines, heap figures included.
+    let output = cargo_in(&demo, &["run", "--release", "--target", "thumbv7m-none-eabi"]);
+    let m3 = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "Cortex-M3 firmware failed: {m3}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(m3, stdout, "the Cortex-M3 printed other lines than the Cortex-M4");
+
     // Seed 001's firmware, the one the size report measures, is the `add` example.
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(common::repo().join("demo-firmware"))
-        .args(["run", "--release", "--example", "add"])
-        .output()
-        .expect("cargo runs");
+    let output = cargo_in(&demo, &["run", "--release", "--example", "add"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
@@ -105,11 +108,7 @@ fn demo_firmware_runs_every_guest_in_qemu_survives_the_misbehaving_ones_and_exit
 
 /// `cargo build --release --verbose` of demo-firmware, which must succeed; its stderr.
 fn build_demo_verbosely() -> String {
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(common::repo().join("demo-firmware"))
-        .args(["build", "--release", "--verbose"])
-        .output()
-        .expect("cargo runs");
+    let output = cargo_in(&common::repo().join("demo-firmware"), &["build", "--release", "--verbose"]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     stderr
@@ -310,4 +309,37 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().take(5).collect();
     assert_eq!(lines, ["led off", "led on", "led off", "led on", "add: add_with_extra(1, 2) = 45"], "{stdout}");
+}
+
+#[test]
+fn the_nrf52840_dk_firmware_builds_and_fits_the_chip() {
+    // It cannot be flashed here; building it proves the board's HAL, defmt and both
+    // guests link into an image the nRF52840 holds.
+    let board = common::repo().join("boards/nrf52840-dk");
+    let output = cargo_in(&board, &["build", "--release", "--message-format=json-render-diagnostics"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let executable = stdout
+        .lines()
+        .filter_map(|line| line.split_once("\"executable\":\"")?.1.split_once('"').map(|(path, _)| path))
+        .last()
+        .unwrap_or_else(|| panic!("cargo reported no executable: {stdout}"));
+    let data = std::fs::read(executable).unwrap();
+    let elf = object::File::parse(&*data).unwrap();
+    let size = |name: &str| elf.section_by_name(name).map_or(0, |section| section.size());
+    let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
+    let ram = size(".data") + size(".bss");
+    assert!((100_000..1 << 20).contains(&flash), "flash {flash} B");
+    assert!((64 << 10..256 << 10).contains(&ram), "RAM {ram} B");
+    // probe-rs decodes the log from the ELF's defmt table, and the HAL's interrupt
+    // vectors follow the core's 16.
+    assert!(size(".defmt") > 0, "no defmt log strings");
+    assert!(size(".vector_table") > 16 * 4, "no device interrupt vectors");
+    // Both guests are embedded.
+    let symbols: Vec<String> =
+        elf.symbols().filter_map(|s| Some(format!("{:#}", rustc_demangle::demangle(s.name().ok()?)))).collect();
+    for guest in ["add", "blinky"] {
+        let path = format!("nrf52840_dk_firmware::guests::{guest}::");
+        assert!(symbols.iter().any(|s| s.starts_with(&path)), "guest {guest} is not in the image");
+    }
 }

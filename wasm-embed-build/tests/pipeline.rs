@@ -788,3 +788,45 @@ fn generated_bindings_are_typed_documented_and_rustfmt_clean() {
     assert_eq!(signatures(&skipped), signatures(&module));
     assert!(signatures(&module).len() > 10);
 }
+
+/// The four LEDs and button 1 of a board, as the blinky guest sees them.
+#[derive(Default)]
+struct FakeBoard {
+    leds: [bool; 4],
+    button_1_held: bool,
+}
+
+#[test]
+fn blinky_lights_one_led_per_step_and_runs_backwards_while_button_1_is_held() {
+    let output = builder("blinky").guest("guests/blinky").build().unwrap();
+    let guest = built_guest(&output, "blinky");
+    let engine = wasm_embed::engine(guest.settings()).unwrap();
+    let module = guest.module(&engine).unwrap();
+    let order: Vec<String> = module.imports().map(|import| format!("{}.{}", import.module(), import.name())).collect();
+    let mut blinky = GuestInstance::new(&guest, &module, FakeBoard::default(), |store| {
+        let set_led = Func::wrap(&mut *store, |mut caller: Caller<'_, Context<FakeBoard>>, led: u32, on: u32| {
+            wasm_embed::memory_and_host(&mut caller).1.leds[led as usize] = on == 1;
+        });
+        let button = Func::wrap(&mut *store, |mut caller: Caller<'_, Context<FakeBoard>>, button: u32| {
+            u32::from(button == 0 && wasm_embed::memory_and_host(&mut caller).1.button_1_held)
+        });
+        order
+            .iter()
+            .map(|name| match name.as_str() {
+                "board.set_led" => set_led.into(),
+                "board.button" => button.into(),
+                other => panic!("blinky imports {other}"),
+            })
+            .collect::<Vec<Extern>>()
+    })
+    .unwrap();
+    let step = blinky.func::<u32, u32>("step").unwrap();
+    let lit = |board: &FakeBoard| board.leds.iter().map(|&on| u8::from(on)).collect::<Vec<_>>();
+    for (tick, held, expected) in [(0, false, 0), (1, false, 1), (5, false, 1), (0, true, 3), (1, true, 2), (7, true, 0)] {
+        blinky.host_mut().button_1_held = held;
+        assert_eq!(blinky.call(&step, tick).unwrap(), expected, "tick {tick}, button held {held}");
+        let mut leds = vec![0; 4];
+        leds[expected as usize] = 1;
+        assert_eq!(lit(blinky.host()), leds, "tick {tick}, button held {held}");
+    }
+}

@@ -1,0 +1,145 @@
+//! wasm-embed on the nRF52840-DK: runs seed 001's guest once, then the `blinky` guest,
+//! which lights LEDs 1 to 4 in turn and runs backwards while button 1 is held. The log
+//! goes over RTT with defmt; `cargo run --release` shows it.
+#![no_std]
+#![no_main]
+
+use core::convert::Infallible;
+
+use cortex_m_rt::entry;
+use defmt::{error, info};
+use defmt_rtt as _;
+use embedded_hal::delay::DelayNs;
+use embedded_hal::digital::{InputPin, OutputPin};
+use nrf52840_hal::gpio::{Input, Level, Output, Pin, PullUp, PushPull, p0};
+use nrf52840_hal::{Delay, pac};
+use panic_probe as _;
+use wasm_embed::{Error, GuestMemory};
+
+wasm_embed::include_guests!();
+
+/// Time between two steps of the running light.
+const TICK_MS: u32 = 200;
+
+/// The DK's user LEDs and buttons, in the order printed on the board (LED1 to LED4,
+/// BUTTON1 to BUTTON4). All are active low.
+struct Dk {
+    leds: [Pin<Output<PushPull>>; 4],
+    buttons: [Pin<Input<PullUp>>; 4],
+}
+
+impl Dk {
+    fn new(port: p0::Parts) -> Dk {
+        Dk {
+            leds: [
+                port.p0_13.into_push_pull_output(Level::High).degrade(),
+                port.p0_14.into_push_pull_output(Level::High).degrade(),
+                port.p0_15.into_push_pull_output(Level::High).degrade(),
+                port.p0_16.into_push_pull_output(Level::High).degrade(),
+            ],
+            buttons: [
+                port.p0_11.into_pullup_input().degrade(),
+                port.p0_12.into_pullup_input().degrade(),
+                port.p0_24.into_pullup_input().degrade(),
+                port.p0_25.into_pullup_input().degrade(),
+            ],
+        }
+    }
+
+    fn held(&mut self, button: u32) -> bool {
+        // An nRF GPIO read cannot fail (its error type is Infallible).
+        self.buttons.get_mut(button as usize).is_some_and(|pin| pin.is_low().unwrap_or(false))
+    }
+}
+
+/// Seed 001's host function.
+struct Extra;
+
+impl guests::add::Host for Extra {
+    fn extra(&mut self) -> u32 {
+        42
+    }
+}
+
+impl guests::blinky::Board for Dk {
+    fn set_led(&mut self, _memory: GuestMemory<'_>, led: u32, on: u32) -> Result<(), Error> {
+        // A guest naming an LED the board lacks changes nothing.
+        if let Some(pin) = self.leds.get_mut(led as usize) {
+            let _ = if on == 1 { pin.set_low() } else { pin.set_high() };
+        }
+        Ok(())
+    }
+
+    fn button(&mut self, _memory: GuestMemory<'_>, button: u32) -> Result<u32, Error> {
+        Ok(self.held(button) as u32)
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    heap::init();
+    let peripherals = pac::Peripherals::take().expect("taken once, at start-up");
+    let core = pac::CorePeripherals::take().expect("taken once, at start-up");
+    let dk = Dk::new(p0::Parts::new(peripherals.P0));
+    let mut delay = Delay::new(core.SYST);
+    let Err(failure) = run(dk, &mut delay);
+    // One line saying what failed and what to do (the error's own words), then the board
+    // idles rather than resetting into the same failure.
+    error!("{}", defmt::Display2Format(&failure));
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+fn run(dk: Dk, delay: &mut Delay) -> Result<Infallible, Error> {
+    {
+        let guest = &guests::add::GUEST;
+        let engine = wasm_embed::engine(guest.settings())?;
+        let module = guest.module(&engine)?;
+        let sum = guests::add::Add::new(&module, Extra)?.add_with_extra(1, 2)?;
+        info!("add_with_extra(1, 2) = {}", sum);
+    }
+    info!("heap in use after the add guest: {} bytes", heap::used());
+
+    let guest = &guests::blinky::GUEST;
+    let engine = wasm_embed::engine(guest.settings())?;
+    let module = guest.module(&engine)?;
+    let mut blinky = guests::blinky::Blinky::new(&module, dk)?;
+    info!("blinky: LEDs 1 to 4 light in turn; hold button 1 to run them backwards");
+    info!("heap in use with blinky loaded: {} bytes", heap::used());
+    let mut held = false;
+    let mut tick: u32 = 0;
+    loop {
+        let lit = blinky.step(tick)?;
+        let now = blinky.host_mut().held(0);
+        if now != held || tick < 4 {
+            info!("tick {}: LED{} on, button 1 {}", tick, lit + 1, if now { "held" } else { "released" });
+            held = now;
+        }
+        tick = tick.wrapping_add(1);
+        delay.delay_ms(TICK_MS);
+    }
+}
+
+/// The heap Wasmtime allocates from.
+mod heap {
+    use embedded_alloc::LlffHeap;
+
+    /// Bytes of RAM for the heap: both guests together need well under a quarter of it.
+    const SIZE: usize = 64 * 1024;
+
+    #[global_allocator]
+    static HEAP: LlffHeap = LlffHeap::empty();
+
+    /// Gives the heap its memory; call it first.
+    pub fn init() {
+        static mut MEMORY: [u8; SIZE] = [0; SIZE];
+        // SAFETY: called once, before the first allocation; MEMORY is used by nothing else.
+        unsafe { HEAP.init(&raw mut MEMORY as usize, SIZE) }
+    }
+
+    /// Bytes allocated now.
+    pub fn used() -> usize {
+        HEAP.used()
+    }
+}
