@@ -5,7 +5,10 @@
 //! `--levers`, what each size lever saves, measured by building without it.
 //!
 //! Usage: `cargo run -p size-report --release -- [--levers] [--json PATH]`
-//! (or `./x size`).
+//! (or `./x size`). With `speed` as its argument it prints the speed table instead
+//! (`./x speed`, see speed.rs): it builds its profiles the way the size levers are built.
+
+mod speed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +34,20 @@ const NO_IMMEDIATE_ABORT: Edit = Edit {
     file: "Cargo.toml",
     from: "panic = \"immediate-abort\"",
     to: "panic = \"abort\"",
+};
+
+/// Pulley's SIMD opcodes back in the interpreter.
+const WITH_SIMD: Edit = Edit {
+    file: ".cargo/config.toml",
+    from: "\"--cfg\", \"pulley_disable_interp_simd\",",
+    to: "",
+};
+
+/// Whole 64 KiB pages for every guest instead of exactly its stack and data.
+const WITH_64_KIB_PAGES: Edit = Edit {
+    file: "build.rs",
+    from: "Builder::new().fuel(",
+    to: "Builder::new().exact_memory(false).fuel(",
 };
 
 const LEVERS: &[Lever] = &[
@@ -73,7 +90,7 @@ const LEVERS: &[Lever] = &[
     },
     Lever {
         name: "`--cfg pulley_disable_interp_simd`",
-        edits: &[Edit { file: ".cargo/config.toml", from: "\"--cfg\", \"pulley_disable_interp_simd\",", to: "" }],
+        edits: &[WITH_SIMD],
     },
     Lever {
         name: "Wasm features the guests do not use off on both sides (vs Wasmtime's defaults)",
@@ -85,11 +102,7 @@ const LEVERS: &[Lever] = &[
     },
     Lever {
         name: "1-byte pages: memory = stack + data (vs 64 KiB pages)",
-        edits: &[Edit {
-            file: "build.rs",
-            from: "Builder::new().fuel(",
-            to: "Builder::new().exact_memory(false).fuel(",
-        }],
+        edits: &[WITH_64_KIB_PAGES],
     },
     Lever {
         name: "Pulley stack sized to the guest's code (vs a fixed 4 KiB)",
@@ -173,6 +186,9 @@ struct Measurement {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("speed") {
+        return speed::main();
+    }
     let mut args = std::env::args().skip(1);
     let mut levers = false;
     let mut json_path = repo().join("target/size-report.json");
@@ -188,8 +204,8 @@ fn main() {
     if levers {
         for lever in LEVERS {
             eprintln!("size-report: building without {}", lever.name);
-            let dir = variant(lever).unwrap_or_else(|e| fail(&e));
-            let without = measure(&dir, &variant_example(lever)).unwrap_or_else(|e| fail(&e));
+            let dir = variant(lever, EXAMPLE).unwrap_or_else(|e| fail(&e));
+            let without = measure(&dir, &variant_example(lever, EXAMPLE)).unwrap_or_else(|e| fail(&e));
             lever_rows.push((lever.name, without));
         }
     }
@@ -233,8 +249,8 @@ fn repo() -> PathBuf {
 /// edits the runtime crates (files named `../wasm-embed/...`) gets copies of both of them
 /// and of the workspace root they inherit from, so the firmware and its build script use
 /// the same edited crate: their Wasmtime settings must match.
-fn variant(lever: &Lever) -> Result<PathBuf, String> {
-    let name = variant_name(lever);
+fn variant(lever: &Lever, example: &str) -> Result<PathBuf, String> {
+    let name = variant_name(lever, example);
     let dir = repo().join("target/size-report").join(&name);
     let with_crates = lever.edits.iter().any(|e| e.file.starts_with("../"));
     let firmware = if with_crates { dir.join("demo-firmware") } else { dir.clone() };
@@ -242,11 +258,12 @@ fn variant(lever: &Lever) -> Result<PathBuf, String> {
     // (path relative to demo-firmware, as the lever names it; where the copy goes)
     // The example gets the variant's name: examples of one name from several packages
     // would overwrite each other in the shared target directory.
-    let example = format!("examples/{EXAMPLE}.rs");
+    let source = format!("examples/{example}.rs");
+    let renamed = variant_example(lever, example);
     let mut files: Vec<(String, PathBuf)> = files_under(&repo().join("demo-firmware"))?
         .into_iter()
         .map(|f| {
-            let to = if f == example { format!("examples/{}.rs", variant_example(lever)) } else { f.clone() };
+            let to = if f == source { format!("examples/{renamed}.rs") } else { f.clone() };
             (f, firmware.join(to))
         })
         .collect();
@@ -271,6 +288,7 @@ fn variant(lever: &Lever) -> Result<PathBuf, String> {
         match file.as_str() {
             "Cargo.toml" => {
                 text = text.replace("name = \"demo-firmware\"", &format!("name = {name:?}"));
+                text = text.replace(&format!("name = \"{example}\""), &format!("name = {renamed:?}"));
                 let local = if with_crates { "\"../guests/" } else { "\"../" };
                 text = text.replace(local, &format!("\"{repo_path}/{}", &local[4..]));
             }
@@ -295,13 +313,14 @@ fn variant(lever: &Lever) -> Result<PathBuf, String> {
 /// The program the report measures: seed 001's firmware, running the add guest.
 const EXAMPLE: &str = "add";
 
-fn variant_name(lever: &Lever) -> String {
+/// The variant's package name: the example it measures and the lever.
+fn variant_name(lever: &Lever, example: &str) -> String {
     let slug: String = lever.name.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
-    format!("size-{}", slug.to_ascii_lowercase())
+    format!("{example}-{}", slug.to_ascii_lowercase())
 }
 
-fn variant_example(lever: &Lever) -> String {
-    format!("{EXAMPLE}-{}", variant_name(lever))
+fn variant_example(lever: &Lever, example: &str) -> String {
+    format!("{example}-{}", variant_name(lever, example))
 }
 
 /// The runtime crates a lever may edit.

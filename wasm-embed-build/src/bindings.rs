@@ -338,8 +338,8 @@ pub fn merge(wasm: Interface, source: &Interface) -> Interface {
 }
 
 /// Names the generated items use, which a generated name must not take.
-const TAKEN: [&str; 10] = [
-    "Caller", "Context", "Error", "Func", "GuestFunc", "GuestInstance", "GuestMemory", "Module", "GUEST", "CWASM",
+const TAKEN: [&str; 11] = [
+    "Caller", "Context", "Error", "Func", "GuestFunc", "GuestInstance", "GuestMemory", "Module", "GUEST", "CWASM", "WASM",
 ];
 
 /// The Rust code that goes inside the guest's module: one trait per import module and

@@ -21,6 +21,16 @@ pub struct Sizes {
     pub cwasm: usize,
 }
 
+/// A built guest's two forms.
+#[derive(Clone, Debug)]
+pub struct Images {
+    /// The wasm after every stage, for another runtime or a check (the speed benchmark
+    /// hands it to wasmi).
+    pub wasm: Vec<u8>,
+    /// What Wasmtime runs: the wasm precompiled for the firmware's settings.
+    pub cwasm: Vec<u8>,
+}
+
 /// One guest, ready to embed.
 #[derive(Clone, Debug)]
 pub struct Precompiled {
@@ -29,7 +39,7 @@ pub struct Precompiled {
     /// Where the guest's crate is, for the doc comment.
     pub manifest_path: PathBuf,
     /// `None` when the build skipped the guest.
-    pub cwasm: Option<Vec<u8>>,
+    pub images: Option<Images>,
     pub sizes: Sizes,
     /// The Pulley stack this guest needs in an engine of its own.
     pub max_wasm_stack: usize,
@@ -37,7 +47,8 @@ pub struct Precompiled {
     pub interface: crate::bindings::Interface,
 }
 
-/// Writes `<name>.cwasm` for each guest and the module that includes them; returns the
+/// Writes `<name>.cwasm` and `<name>.wasm` for each guest and the module that includes
+/// them (a firmware that never names a guest's `WASM` links none of it); returns the
 /// module's path. Files whose content is unchanged are not rewritten, so the firmware
 /// is not recompiled for a guest that came out the same.
 pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Result<PathBuf, Error> {
@@ -52,12 +63,18 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
     for guest in guests {
         let name = &guest.name;
         let stack = guest.max_wasm_stack;
-        let image = match &guest.cwasm {
-            Some(bytes) => {
+        let image = match &guest.images {
+            Some(images) => {
                 let cwasm = out_dir.join(format!("{name}.cwasm"));
-                write_if_changed(&cwasm, bytes)?;
+                write_if_changed(&cwasm, &images.cwasm)?;
+                let wasm = out_dir.join(format!("{name}.wasm"));
+                write_if_changed(&wasm, &images.wasm)?;
                 format!(
                     r#"static CWASM: &::wasm_embed::Aligned<[u8]> = &::wasm_embed::Aligned(*include_bytes!({cwasm:?}));
+
+    /// The guest's wasm after every build stage, the module its `.cwasm` was compiled
+    /// from: for running it under another runtime. Not linked unless used.
+    pub static WASM: &[u8] = include_bytes!({wasm:?});
 
     /// The precompiled guest, run in place from flash. An engine made from its settings
     /// (`wasm_embed::engine(GUEST.settings())`) gives it only the Pulley stack it needs.
@@ -70,7 +87,9 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
             }
             None => format!(
                 "/// Not built: this build skipped the guests, so loading it returns an error.\n    \
-                 pub static GUEST: ::wasm_embed::Guest = ::wasm_embed::Guest::skipped({name:?}, super::SETTINGS);"
+                 pub static GUEST: ::wasm_embed::Guest = ::wasm_embed::Guest::skipped({name:?}, super::SETTINGS);\n\n    \
+                 /// Not built: empty.\n    \
+                 pub static WASM: &[u8] = &[];"
             ),
         };
         let Sizes {

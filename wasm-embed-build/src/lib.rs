@@ -374,7 +374,7 @@ impl Builder {
                     interface: bindings::from_source(&guest.lib_path),
                     name: guest.name,
                     manifest_path: guest.manifest_path,
-                    cwasm: None,
+                    images: None,
                     sizes: Sizes::default(),
                 });
                 continue;
@@ -400,7 +400,10 @@ impl Builder {
                 max_wasm_stack,
                 name: guest.name,
                 manifest_path: guest.manifest_path,
-                cwasm: Some(cwasm),
+                images: Some(emit::Images {
+                    wasm: prepared.wasm,
+                    cwasm,
+                }),
                 sizes,
                 interface: prepared.interface,
             });

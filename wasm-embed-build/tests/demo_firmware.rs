@@ -191,6 +191,30 @@ fn build_firmware_with_guest(name: &str, guest: &str) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The speed benchmark's self-check: the same kernels natively, under Pulley and under
+/// wasmi must give `speed_kernels::EXPECTED` and the same timed result. (The figures
+/// come from `./x speed`, which runs QEMU with `-icount shift=0`; here only that each
+/// runtime reports a count.)
+#[test]
+fn the_speed_benchmark_computes_the_same_results_natively_under_pulley_and_under_wasmi() {
+    let demo = common::repo().join("demo-firmware");
+    let output = cargo_in(&demo, &["run", "--release", "--features", "speed-bench", "--example", "speed"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("speed: 200 iterations, seed 0x5eed0001"), "{stdout}");
+    let runtimes: Vec<&str> = lines[1..].iter().filter_map(|l| l.split_once(": load ").map(|(r, _)| r)).collect();
+    assert_eq!(runtimes, ["native", "pulley", "wasmi"], "{stdout}");
+    let result_of = |line: &str| line.split("result ").nth(1).and_then(|r| r.split(',').next()).map(str::to_owned);
+    let native = result_of(lines[1]).expect(&stdout);
+    for line in &lines[1..] {
+        assert_eq!(result_of(line).as_deref(), Some(native.as_str()), "{stdout}");
+        assert!(line.ends_with("self-check ok"), "{stdout}");
+        let run: u64 = line.split("run ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect(line);
+        assert!(run > 0, "{stdout}");
+    }
+}
+
 #[test]
 fn firmware_with_the_debug_profile_runs_the_guest_in_qemu() {
     let copy = firmware_copy(
