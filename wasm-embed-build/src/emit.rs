@@ -79,10 +79,13 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
     /// The precompiled guest, run in place from flash. An engine made from its settings
     /// (`wasm_embed::engine(GUEST.settings())`) gives it only the Pulley stack it needs.
     /// (`Guest::new` is sound here: the bytes are the pinned Wasmtime's
-    /// `Engine::precompile_module` output, made by wasm-embed-build for these settings.)
+    /// `Engine::precompile_module` output, made by wasm-embed-build for these settings,
+    /// and loading checks they are still those bytes.)
     pub static GUEST: ::wasm_embed::Guest = unsafe {{
         ::wasm_embed::Guest::new({name:?}, &CWASM.0, ::wasm_embed::Settings {{ max_wasm_stack: {stack}, ..super::SETTINGS }})
-    }};"#
+    }}
+    .with_checksum({crc:#010x});"#,
+                    crc = wasm_embed::crc32(&images.cwasm)
                 )
             }
             None => format!(

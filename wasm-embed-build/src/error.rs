@@ -31,6 +31,9 @@ pub enum Error {
     Compile { guest: String, messages: String },
     /// A stage could not parse the guest's wasm.
     Parse { guest: String, message: String },
+    /// An active data or element segment lies outside its memory or table, so the guest
+    /// could never be instantiated.
+    Uninstantiable { guest: String, segment: String },
     /// The guest imports something other than a function.
     UnsupportedImport { guest: String, import: String },
     /// binaryen's wasm-opt failed.
@@ -102,6 +105,11 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}` imports `{import}`, which is not a function; a guest may import only \
                  functions (its memory, tables and globals are its own)"
+            ),
+            Error::Uninstantiable { guest, segment } => write!(
+                f,
+                "guest `{guest}` could never be instantiated: {segment}; check the guest's link \
+                 arguments (--initial-memory, --global-base, --table-base)"
             ),
             Error::Parse { guest, message } => write!(
                 f,

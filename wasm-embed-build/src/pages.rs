@@ -74,21 +74,22 @@ pub fn shrink_memory(guest: &str, wasm: &[u8]) -> Result<(Vec<u8>, Memory), Erro
     // The linker's end of stack, data and zeroed statics (`--export=__heap_base`, which
     // the compile stage asks for): wasm-opt may fold the stack pointer into constant
     // addresses and zeroed statics have no data segment, so neither shows otherwise.
-    let heap_base = module.exports.iter().find(|e| e.name == HEAP_BASE).map(|e| e.id());
-    let linked_end = heap_base
-        .and_then(|id| match module.exports.get(id).item {
-            walrus::ExportItem::Global(global) => match module.globals.get(global).kind {
-                GlobalKind::Local(ConstExpr::Value(Value::I32(value))) => Some(u64::from(value as u32)),
-                _ => None,
-            },
-            _ => None,
-        })
-        .unwrap_or(0);
-    if let Some(id) = heap_base {
-        // Only this stage needed it; it would cost the .cwasm an export.
-        module.exports.delete(id);
-        walrus::passes::gc::run(&mut module);
-    }
+    // Without it nothing says which addresses the code may use: a module that is not
+    // laid out by a linker may use any of its memory (the differential test found
+    // modules whose code reaches past every data segment and global).
+    let Some(heap_base) = module.exports.iter().find(|e| e.name == HEAP_BASE).map(|e| e.id()) else {
+        return keep("it does not export __heap_base, the end of its stack and data");
+    };
+    let linked_end = match module.exports.get(heap_base).item {
+        walrus::ExportItem::Global(global) => match module.globals.get(global).kind {
+            GlobalKind::Local(ConstExpr::Value(Value::I32(value))) => u64::from(value as u32),
+            _ => return keep("its __heap_base is not a constant"),
+        },
+        _ => return keep("its __heap_base is not a global"),
+    };
+    // Only this stage needed it; it would cost the .cwasm an export.
+    module.exports.delete(heap_base);
+    walrus::passes::gc::run(&mut module);
     // A guest whose code never touches memory needs none, whatever the linker reserved.
     let bytes = if uses.touches || data_end > 0 {
         data_end.max(highest_address).max(linked_end)

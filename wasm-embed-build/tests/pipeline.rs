@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{leak, wat_add};
+
 use std::process::Command;
 
 use wasm_embed::wasmtime::{Caller, Extern, Func, Store, WasmParams, WasmResults};
@@ -32,10 +34,6 @@ fn call_add(guest: &Guest) -> Result<u32, wasm_embed::Error> {
     let instance = guest.instantiate(&mut store, &module, &[extra.into()])?;
     let add = guest.func::<(u32, u32), u32>(&mut store, &instance, "add_with_extra")?;
     add.call(&mut store, (1, 2))
-}
-
-fn leak(bytes: Vec<u8>) -> &'static [u8] {
-    Box::leak(bytes.into_boxed_slice())
 }
 
 #[test]
@@ -146,18 +144,6 @@ fn cwasm_made_with_other_settings_is_refused_with_a_clear_error() {
     assert!(error.contains("rebuild it with wasm-embed-build"), "{error}");
 }
 
-/// A hand-written module equal in interface to guests/add, for tests that need a wasm
-/// but not the guest build.
-fn wat_add() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-             (import "host" "extra" (func $extra (result i32)))
-             (func (export "add_with_extra") (param i32 i32) (result i32)
-               local.get 0 local.get 1 i32.add call $extra i32.add))"#,
-    )
-    .unwrap()
-}
-
 #[test]
 fn hand_written_add_runs_through_precompile_and_load() {
     let settings = Settings::new(Target::this_machine());
@@ -228,11 +214,26 @@ fn one_byte_pages_hold_exactly_the_stack_and_data_and_bounds_are_enforced() {
              (memory (export "memory") 1)
              (global $stack_pointer (mut i32) (i32.const 1024))
              (data (i32.const 1024) "hello")
+             (global (export "__heap_base") i32 (i32.const 1029))
              (func (export "load") (param i32) (result i32) local.get 0 i32.load8_u))"#,
     )
     .unwrap();
     let (sized, memory) = pages::shrink_memory("data", &wasm).unwrap();
     assert_eq!(memory, Memory::Exact { bytes: 1029 });
+    // What only this stage needed is gone.
+    assert!(!String::from_utf8_lossy(&sized).contains("__heap_base"));
+
+    // Without the linker's word, a module may use any of its memory: it keeps it all.
+    let unlinked = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (data (i32.const 1024) "hello")
+             (func (export "store") (param i32) local.get 0 i32.const 1 i32.store8))"#,
+    )
+    .unwrap();
+    let (kept, memory) = pages::shrink_memory("unlinked", &unlinked).unwrap();
+    assert_eq!(memory, Memory::Standard { reason: "it does not export __heap_base, the end of its stack and data" });
+    assert_eq!(kept, unlinked);
     let features = WasmFeatures::FLOATS | WasmFeatures::MUTABLE_GLOBAL | WasmFeatures::CUSTOM_PAGE_SIZES;
     Validator::new_with_features(features).validate_all(&sized).unwrap();
 

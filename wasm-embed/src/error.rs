@@ -15,6 +15,12 @@ pub enum Error {
         guest: &'static str,
         cause: wasmtime::Error,
     },
+    /// The `.cwasm` in flash is not the one the build made: its CRC-32 differs.
+    Corrupt {
+        guest: &'static str,
+        expected: u32,
+        found: u32,
+    },
     /// The build skipped the guest, so there is nothing to run.
     NotBuilt { guest: &'static str },
     /// Instantiation failed: a missing import, or not enough memory for the guest.
@@ -71,15 +77,15 @@ pub enum Fault {
 
 impl Fault {
     fn of(cause: &wasmtime::Error) -> Fault {
-        if cause.downcast_ref::<Error>().is_some() {
-            return Fault::Import;
-        }
         match cause.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
             Some(wasmtime::Trap::MemoryOutOfBounds) => Fault::OutOfBounds,
             Some(wasmtime::Trap::UnreachableCodeReached) => Fault::Unreachable,
             Some(wasmtime::Trap::StackOverflow) => Fault::StackOverflow,
-            _ => Fault::Other,
+            Some(_) => Fault::Other,
+            // A typed call fails without a trap only when a host function returned an
+            // error, whatever its type (wasm_embed's own, or the firmware's).
+            None => Fault::Import,
         }
     }
 }
@@ -113,6 +119,11 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}`: its .cwasm does not match this firmware's engine ({cause}); \
                  rebuild it with wasm-embed-build of the same version, using the emitted guests::SETTINGS"
+            ),
+            Error::Corrupt { guest, expected, found } => write!(
+                f,
+                "guest `{guest}`: its .cwasm is damaged (CRC-32 {found:#010x}, the build recorded {expected:#010x}); \
+                 it was not loaded: flash the firmware image again"
             ),
             Error::NotBuilt { guest } => write!(
                 f,

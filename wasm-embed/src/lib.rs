@@ -29,7 +29,7 @@ mod platform;
 pub use config::precompile;
 pub use config::{Profile, Settings, Target, engine};
 pub use error::{Error, Fault};
-pub use guest::{Aligned, Guest, GuestFunc};
+pub use guest::{Aligned, Guest, GuestFunc, crc32};
 pub use instance::{Context, GuestInstance, memory_and_host};
 pub use memory::GuestMemory;
 pub use wasmtime;

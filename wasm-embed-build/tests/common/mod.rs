@@ -29,3 +29,20 @@ pub fn out_dir(test: &str) -> PathBuf {
 pub fn out_dir_path(test: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("out").join(test)
 }
+
+/// Bytes that live as long as a guest needs them to (`Guest::new` takes `&'static`).
+pub fn leak(bytes: Vec<u8>) -> &'static [u8] {
+    Box::leak(bytes.into_boxed_slice())
+}
+
+/// A hand-written module equal in interface to guests/add, for tests that need a wasm
+/// but not the guest build.
+pub fn wat_add() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module
+             (import "host" "extra" (func $extra (result i32)))
+             (func (export "add_with_extra") (param i32 i32) (result i32)
+               local.get 0 local.get 1 i32.add call $extra i32.add))"#,
+    )
+    .unwrap()
+}
