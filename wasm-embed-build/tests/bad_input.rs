@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{leak, wat_add};
+use common::{from_wasmtime_47, leak, wat_add};
 use wasm_embed::wasmtime::{Caller, Func, Store};
 use wasm_embed::{Context, Error, Fault, Guest, GuestInstance, Profile, Settings, Target, crc32};
 
@@ -90,17 +90,6 @@ fn every_flipped_bit_and_random_damage_is_refused_before_wasmtime_reads_the_cwas
         }
         assert!(is_corrupt(load(&embedded("add", damaged, crc, settings()))), "case {case}");
     }
-}
-
-/// `cwasm` as another Wasmtime major version would have written it.
-fn from_wasmtime_47(mut cwasm: Vec<u8>) -> Vec<u8> {
-    use object::{Object, ObjectSection};
-    let file = object::File::parse(&*cwasm).unwrap();
-    let section = file.section_by_name(".wasmtime.engine").unwrap().file_range().unwrap().0 as usize;
-    // A format byte, then the length-prefixed version (`engine/serialization.rs`).
-    assert_eq!(&cwasm[section..section + 4], b"\x00\x0248");
-    cwasm[section + 2..section + 4].copy_from_slice(b"47");
-    cwasm
 }
 
 #[test]

@@ -46,3 +46,15 @@ pub fn wat_add() -> Vec<u8> {
     )
     .unwrap()
 }
+
+/// `cwasm` as another Wasmtime major version (47) would have written it: Wasmtime's own
+/// output with only the version record it checks first changed.
+pub fn from_wasmtime_47(mut cwasm: Vec<u8>) -> Vec<u8> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(&*cwasm).unwrap();
+    let section = file.section_by_name(".wasmtime.engine").unwrap().file_range().unwrap().0 as usize;
+    // A format byte, then the length-prefixed version (`engine/serialization.rs`).
+    assert_eq!(&cwasm[section..section + 4], b"\x00\x0248");
+    cwasm[section + 2..section + 4].copy_from_slice(b"47");
+    cwasm
+}
