@@ -10,6 +10,7 @@
 
 mod speed;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,10 +19,16 @@ use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
 use serde_json::{Value, json};
 
 /// A textual change to one of demo-firmware's files that turns a lever off.
+#[derive(Clone)]
 struct Edit {
     file: &'static str,
     from: &'static str,
-    to: &'static str,
+    to: Cow<'static, str>,
+}
+
+/// An edit known when this program is compiled.
+const fn edit(file: &'static str, from: &'static str, to: &'static str) -> Edit {
+    Edit { file, from, to: Cow::Borrowed(to) }
 }
 
 /// demo-firmware built without one lever.
@@ -30,25 +37,33 @@ struct Lever {
     edits: &'static [Edit],
 }
 
-const NO_IMMEDIATE_ABORT: Edit = Edit {
-    file: "Cargo.toml",
-    from: "panic = \"immediate-abort\"",
-    to: "panic = \"abort\"",
-};
+/// A copy of demo-firmware with edits, built in demo-firmware's target directory under
+/// a package name of its own; each of its examples is renamed after it too, since
+/// examples of one name from several packages would overwrite each other there.
+struct Variant {
+    dir: PathBuf,
+    name: String,
+}
+
+impl Variant {
+    /// demo-firmware itself.
+    fn original() -> Variant {
+        Variant { dir: repo().join("demo-firmware"), name: String::new() }
+    }
+
+    /// What the example `example` is called in this variant.
+    fn example(&self, example: &str) -> String {
+        if self.name.is_empty() { example.to_owned() } else { format!("{example}-{}", self.name) }
+    }
+}
+
+const NO_IMMEDIATE_ABORT: Edit = edit("Cargo.toml", "panic = \"immediate-abort\"", "panic = \"abort\"");
 
 /// Pulley's SIMD opcodes back in the interpreter.
-const WITH_SIMD: Edit = Edit {
-    file: ".cargo/config.toml",
-    from: "\"--cfg\", \"pulley_disable_interp_simd\",",
-    to: "",
-};
+const WITH_SIMD: Edit = edit(".cargo/config.toml", "\"--cfg\", \"pulley_disable_interp_simd\",", "");
 
 /// Whole 64 KiB pages for every guest instead of exactly its stack and data.
-const WITH_64_KIB_PAGES: Edit = Edit {
-    file: "build.rs",
-    from: "Builder::new().fuel(",
-    to: "Builder::new().exact_memory(false).fuel(",
-};
+const WITH_64_KIB_PAGES: Edit = edit("build.rs", "Builder::new().fuel(", "Builder::new().exact_memory(false).fuel(");
 
 const LEVERS: &[Lever] = &[
     Lever {
@@ -59,34 +74,41 @@ const LEVERS: &[Lever] = &[
         name: "build-std of core and alloc (needed by immediate-abort; vs the prebuilt ones)",
         edits: &[
             NO_IMMEDIATE_ABORT,
-            Edit { file: ".cargo/config.toml", from: "build-std = [\"core\", \"alloc\"]", to: "" },
-            Edit { file: ".cargo/config.toml", from: "build-std-features = [\"optimize_for_size\"]", to: "" },
+            edit(".cargo/config.toml", "build-std = [\"core\", \"alloc\"]", ""),
+            edit(".cargo/config.toml", "build-std-features = [\"optimize_for_size\"]", ""),
         ],
     },
     Lever {
         name: "`-Zlocation-detail=none`",
-        edits: &[Edit { file: ".cargo/config.toml", from: "\"-Z\", \"location-detail=none\",", to: "" }],
+        edits: &[edit(".cargo/config.toml", "\"-Z\", \"location-detail=none\",", "")],
     },
     Lever {
         name: "opt-level \"z\" (vs \"s\") for every crate",
-        edits: &[Edit { file: "Cargo.toml", from: "opt-level = \"z\"", to: "opt-level = \"s\"" }],
+        edits: &[edit("Cargo.toml", "opt-level = \"z\"", "opt-level = \"s\"")],
     },
     Lever {
-        name: "opt-level \"z\" (vs \"s\") for wasmtime and pulley-interpreter only",
-        edits: &[Edit {
-            file: "Cargo.toml",
-            from: "[profile.release]",
-            to: "[profile.release.package.wasmtime]\nopt-level = \"s\"\n\
-                 [profile.release.package.pulley-interpreter]\nopt-level = \"s\"\n\n[profile.release]",
-        }],
+        name: "opt-level \"z\" (vs \"s\") for wasmtime only",
+        edits: &[edit(
+            "Cargo.toml",
+            "[profile.release]\n",
+            "[profile.release.package.wasmtime]\nopt-level = \"s\"\n\n[profile.release]\n",
+        )],
+    },
+    Lever {
+        name: "pulley-interpreter at opt-level 3, for speed (vs \"z\"; a cost: negative)",
+        edits: &[edit(
+            "Cargo.toml",
+            "[profile.release.package.pulley-interpreter]\nopt-level = 3\n",
+            "[profile.release.package.pulley-interpreter]\nopt-level = \"z\"\n",
+        )],
     },
     Lever {
         name: "fat LTO (vs none)",
-        edits: &[Edit { file: "Cargo.toml", from: "lto = \"fat\"", to: "lto = false" }],
+        edits: &[edit("Cargo.toml", "lto = \"fat\"", "lto = false")],
     },
     Lever {
         name: "one codegen unit (vs 16)",
-        edits: &[Edit { file: "Cargo.toml", from: "codegen-units = 1", to: "codegen-units = 16" }],
+        edits: &[edit("Cargo.toml", "codegen-units = 1", "codegen-units = 16")],
     },
     Lever {
         name: "`--cfg pulley_disable_interp_simd`",
@@ -94,11 +116,7 @@ const LEVERS: &[Lever] = &[
     },
     Lever {
         name: "Wasm features the guests do not use off on both sides (vs Wasmtime's defaults)",
-        edits: &[Edit {
-            file: "../wasm-embed/src/config.rs",
-            from: "config.wasm_features(WasmFeatures::all(), false);",
-            to: "",
-        }],
+        edits: &[edit("../wasm-embed/src/config.rs", "config.wasm_features(WasmFeatures::all(), false);", "")],
     },
     Lever {
         name: "1-byte pages: memory = stack + data (vs 64 KiB pages)",
@@ -106,23 +124,15 @@ const LEVERS: &[Lever] = &[
     },
     Lever {
         name: "Pulley stack sized to the guest's code (vs a fixed 4 KiB)",
-        edits: &[Edit {
-            file: "build.rs",
-            from: "Builder::new().fuel(",
-            to: "Builder::new().max_wasm_stack(4 * 1024).fuel(",
-        }],
+        edits: &[edit("build.rs", "Builder::new().fuel(", "Builder::new().max_wasm_stack(4 * 1024).fuel(")],
     },
     Lever {
         name: "fuel checks, which stop a guest that loops forever (a cost: negative)",
-        edits: &[Edit { file: "build.rs", from: ".fuel(1_000_000)", to: "" }],
+        edits: &[edit("build.rs", ".fuel(1_000_000)", "")],
     },
     Lever {
         name: "size profile: no names, address maps, debug symbols in the .cwasm (vs debug profile)",
-        edits: &[Edit {
-            file: "build.rs",
-            from: "Builder::new().fuel(",
-            to: "Builder::new().profile(wasm_embed_build::Profile::Debug).fuel(",
-        }],
+        edits: &[edit("build.rs", "Builder::new().fuel(", "Builder::new().profile(wasm_embed_build::Profile::Debug).fuel(")],
     },
 ];
 
@@ -183,6 +193,22 @@ struct Measurement {
     guests: Value,
     /// Per guest, the sections of its `.cwasm` and their sizes.
     cwasm_sections: Vec<(String, Vec<(String, u64)>)>,
+    /// Per guest, its `.cwasm` made by other flags (see [`Compared`]); only for the
+    /// default build.
+    compared: Vec<Compared>,
+    /// Where the build put its guests' files.
+    out_dir: PathBuf,
+}
+
+/// One guest's `.cwasm` three ways: with the flags of Wasmtime's guide "Building a
+/// minimal *.cwasm" (Wasmtime's defaults, `pulley32`, no address map, no symbols, no
+/// copy-on-write image) from the same optimized wasm with its 64 KiB pages; with this
+/// pipeline's flags and fuel off; and as the firmware embeds it (fuel on).
+struct Compared {
+    guest: String,
+    wasmtime_guide: Vec<u8>,
+    fuel_off: Vec<u8>,
+    shipped: u64,
 }
 
 fn main() {
@@ -199,14 +225,14 @@ fn main() {
             other => fail(&format!("unknown argument `{other}`; use [--levers] [--json PATH]")),
         }
     }
-    let base = measure(&repo().join("demo-firmware"), EXAMPLE).unwrap_or_else(|e| fail(&e));
+    let mut base = measure(&Variant::original()).unwrap_or_else(|e| fail(&e));
+    base.compared = compare_cwasm(&base.out_dir, &base.guests).unwrap_or_else(|e| fail(&e));
     let mut lever_rows = Vec::new();
     if levers {
         for lever in LEVERS {
             eprintln!("size-report: building without {}", lever.name);
-            let dir = variant(lever, EXAMPLE).unwrap_or_else(|e| fail(&e));
-            let without = measure(&dir, &variant_example(lever, EXAMPLE)).unwrap_or_else(|e| fail(&e));
-            lever_rows.push((lever.name, without));
+            let variant = variant(&format!("add {}", lever.name), lever.edits).unwrap_or_else(|e| fail(&e));
+            lever_rows.push((lever.name, measure(&variant).unwrap_or_else(|e| fail(&e))));
         }
     }
     let mut boards = Vec::new();
@@ -214,7 +240,7 @@ fn main() {
         eprintln!("size-report: building {}", board.name);
         boards.push((board, board_image(board).unwrap_or_else(|e| fail(&e))));
     }
-    print_markdown(&base, &lever_rows);
+    print_markdown(&base, &lever_rows).unwrap_or_else(|e| fail(&e));
     print_boards(&boards);
     let mut report = to_json(&base, &lever_rows);
     report["boards"] = boards
@@ -244,26 +270,28 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
-/// A copy of demo-firmware with `lever`'s edits, under its own package name so its
-/// outputs sit beside the real firmware's in the shared target directory. A lever that
-/// edits the runtime crates (files named `../wasm-embed/...`) gets copies of both of them
-/// and of the workspace root they inherit from, so the firmware and its build script use
-/// the same edited crate: their Wasmtime settings must match.
-fn variant(lever: &Lever, example: &str) -> Result<PathBuf, String> {
-    let name = variant_name(lever, example);
+/// A copy of demo-firmware with `edits`, named after `name`, under target/size-report.
+/// A variant that edits the runtime crates (files named `../wasm-embed/...`) gets copies
+/// of both of them and of the workspace root they inherit from, so the firmware and its
+/// build script use the same edited crate: their Wasmtime settings must match.
+fn variant(name: &str, edits: &[Edit]) -> Result<Variant, String> {
+    // Readable, and unique: names that share their first words differ in the hash.
+    let slug: String = name.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let name = format!("{}-{hash:08x}", slug.to_ascii_lowercase());
     let dir = repo().join("target/size-report").join(&name);
-    let with_crates = lever.edits.iter().any(|e| e.file.starts_with("../"));
+    let with_crates = edits.iter().any(|e| e.file.starts_with("../"));
     let firmware = if with_crates { dir.join("demo-firmware") } else { dir.clone() };
+    let variant = Variant { dir: firmware.clone(), name };
     let repo_path = repo().display().to_string();
-    // (path relative to demo-firmware, as the lever names it; where the copy goes)
-    // The example gets the variant's name: examples of one name from several packages
-    // would overwrite each other in the shared target directory.
-    let source = format!("examples/{example}.rs");
-    let renamed = variant_example(lever, example);
+    // (path relative to demo-firmware, as the edits name it; where the copy goes)
     let mut files: Vec<(String, PathBuf)> = files_under(&repo().join("demo-firmware"))?
         .into_iter()
         .map(|f| {
-            let to = if f == source { format!("examples/{renamed}.rs") } else { f.clone() };
+            let to = match f.strip_prefix("examples/").and_then(|e| e.strip_suffix(".rs")) {
+                Some(example) => format!("examples/{}.rs", variant.example(example)),
+                None => f.clone(),
+            };
             (f, firmware.join(to))
         })
         .collect();
@@ -279,7 +307,7 @@ fn variant(lever: &Lever, example: &str) -> Result<PathBuf, String> {
             }
         }
     }
-    if let Some(edit) = lever.edits.iter().find(|e| !files.iter().any(|(f, _)| f == e.file)) {
+    if let Some(edit) = edits.iter().find(|e| !files.iter().any(|(f, _)| f == e.file)) {
         return Err(format!("demo-firmware/{} does not exist; update size-report's levers", edit.file));
     }
     for (file, path) in &files {
@@ -287,19 +315,21 @@ fn variant(lever: &Lever, example: &str) -> Result<PathBuf, String> {
         let mut text = std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
         match file.as_str() {
             "Cargo.toml" => {
-                text = text.replace("name = \"demo-firmware\"", &format!("name = {name:?}"));
-                text = text.replace(&format!("name = \"{example}\""), &format!("name = {renamed:?}"));
+                text = text.replace("name = \"demo-firmware\"", &format!("name = {:?}", variant.name));
+                for example in ["speed", "coremark"] {
+                    text = text.replace(&format!("name = \"{example}\""), &format!("name = {:?}", variant.example(example)));
+                }
                 let local = if with_crates { "\"../guests/" } else { "\"../" };
                 text = text.replace(local, &format!("\"{repo_path}/{}", &local[4..]));
             }
             "../Cargo.toml" => text = text.replace(", \"size-report\"", ""),
             _ => {}
         }
-        for edit in lever.edits.iter().filter(|e| e.file == file) {
+        for edit in edits.iter().filter(|e| e.file == file) {
             if !text.contains(edit.from) {
                 return Err(format!("demo-firmware/{file} no longer contains `{}`; update size-report's levers", edit.from));
             }
-            text = text.replace(edit.from, edit.to);
+            text = text.replace(edit.from, &edit.to);
         }
         std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
         // Unchanged files keep their timestamps, so a warm rerun rebuilds nothing.
@@ -307,21 +337,11 @@ fn variant(lever: &Lever, example: &str) -> Result<PathBuf, String> {
             std::fs::write(path, text).map_err(|e| e.to_string())?;
         }
     }
-    Ok(firmware)
+    Ok(variant)
 }
 
 /// The program the report measures: seed 001's firmware, running the add guest.
 const EXAMPLE: &str = "add";
-
-/// The variant's package name: the example it measures and the lever.
-fn variant_name(lever: &Lever, example: &str) -> String {
-    let slug: String = lever.name.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
-    format!("{example}-{}", slug.to_ascii_lowercase())
-}
-
-fn variant_example(lever: &Lever, example: &str) -> String {
-    format!("{example}-{}", variant_name(lever, example))
-}
 
 /// The runtime crates a lever may edit.
 const RUNTIME_CRATES: [&str; 2] = ["wasm-embed", "wasm-embed-build"];
@@ -348,49 +368,70 @@ fn files_under(root: &Path) -> Result<Vec<String>, String> {
     Ok(files)
 }
 
-/// Builds and runs the firmware in `dir` (in demo-firmware's target directory) and
-/// measures it.
-fn measure(dir: &Path, example: &str) -> Result<Measurement, String> {
+/// What one `cargo build` or `cargo run` in demo-firmware's target directory reported.
+struct Cargo {
+    /// The executables it built, in order.
+    executables: Vec<PathBuf>,
+    /// The output directory of the package's own build script (its guests' files).
+    out_dir: Option<PathBuf>,
+    /// What the program printed, for `cargo run`.
+    program: String,
+}
+
+/// Runs `cargo args` in `dir`, sharing demo-firmware's target directory so the build
+/// script's Wasmtime and binaryen are compiled once for every firmware and variant.
+fn cargo(dir: &Path, args: &[&str]) -> Result<Cargo, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(dir)
-        .args(["run", "--release", "--example", example, "--message-format=json-render-diagnostics"])
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
         .env("CARGO_TARGET_DIR", repo().join("demo-firmware/target"))
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("could not run cargo: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let (mut executable, mut out_dir, mut firmware) = (None, None, String::new());
-    for line in stdout.lines() {
+    let mut run = Cargo { executables: Vec::new(), out_dir: None, program: String::new() };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
         match serde_json::from_str::<Value>(line) {
             Ok(message) if message.get("reason").is_some() => {
                 if let Some(path) = message["executable"].as_str() {
-                    executable = Some(PathBuf::from(path));
+                    run.executables.push(PathBuf::from(path));
                 }
                 if message["reason"] == "build-script-executed"
                     && message["package_id"].as_str().is_some_and(|id| id.contains(&*dir.to_string_lossy()))
                 {
-                    out_dir = message["out_dir"].as_str().map(PathBuf::from);
+                    run.out_dir = message["out_dir"].as_str().map(PathBuf::from);
                 }
             }
             _ => {
-                firmware.push_str(line);
-                firmware.push('\n');
+                run.program.push_str(line);
+                run.program.push('\n');
             }
         }
     }
     if !output.status.success() {
-        return Err(format!("{} failed ({}):\n{firmware}", dir.display(), output.status));
+        return Err(format!("`cargo {}` in {} failed ({}):\n{}", args.join(" "), dir.display(), output.status, run.program));
     }
-    let executable = executable.ok_or("cargo reported no executable")?;
-    let out_dir = out_dir.ok_or("cargo reported no build-script output directory")?;
+    Ok(run)
+}
+
+/// Flash of an image: what a board's flash holds.
+fn flash_of(sections: &BTreeMap<&'static str, u64>) -> u64 {
+    [".vector_table", ".text", ".rodata", ".data"].iter().map(|s| sections[s]).sum()
+}
+
+/// Builds and runs the `add` example of `variant` (in demo-firmware's target directory)
+/// and measures it.
+fn measure(variant: &Variant) -> Result<Measurement, String> {
+    let run = cargo(&variant.dir, &["run", "--release", "--example", &variant.example(EXAMPLE)])?;
+    let executable = run.executables.last().ok_or("cargo reported no executable")?;
+    let out_dir = run.out_dir.ok_or("cargo reported no build-script output directory")?;
+    let firmware = run.program;
     let peak_heap = firmware
         .lines()
         .find_map(|l| l.strip_prefix("peak heap: ")?.strip_suffix(" bytes")?.parse().ok())
         .ok_or_else(|| format!("the firmware printed no peak heap:\n{firmware}"))?;
-    let guests_path = out_dir.join("wasm-embed-report.json");
-    let guests = std::fs::read_to_string(&guests_path).map_err(|e| format!("{}: {e}", guests_path.display()))?;
-    let guests: Value = serde_json::from_str(&guests).map_err(|e| e.to_string())?;
+    let guests = guest_report(&out_dir)?;
     let mut cwasm_sections = Vec::new();
     for guest in guests["guests"].as_array().into_iter().flatten() {
         let name = guest["name"].as_str().unwrap_or("?").to_owned();
@@ -398,45 +439,63 @@ fn measure(dir: &Path, example: &str) -> Result<Measurement, String> {
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         cwasm_sections.push((name, sections_of(&bytes)?));
     }
-    let (sections, heap_arena, crates) = elf(&executable)?;
-    let flash = [".vector_table", ".text", ".rodata", ".data"].iter().map(|s| sections[s]).sum();
+    let (sections, heap_arena, crates) = elf(executable)?;
     Ok(Measurement {
+        flash: flash_of(&sections),
         sections,
-        flash,
         heap_arena,
         peak_heap,
         output: firmware,
         crates,
+        compared: Vec::new(),
+        out_dir,
         guests,
         cwasm_sections,
     })
 }
 
-/// Builds `board`'s firmware (in demo-firmware's target directory, so the build script's
-/// Wasmtime and binaryen are compiled once for all boards) and measures its image.
+/// Each guest's `.cwasm` made with Wasmtime's guide's flags and with ours without fuel,
+/// from the files the pipeline left in `out_dir`.
+fn compare_cwasm(out_dir: &Path, report: &Value) -> Result<Vec<Compared>, String> {
+    use wasm_embed::wasmtime::{Config, Engine};
+    let read = |file: String| std::fs::read(out_dir.join(&file)).map_err(|e| format!("{file}: {e}"));
+    let mut guide = Config::new();
+    guide.target("pulley32").map_err(|e| e.to_string())?;
+    guide.generate_address_map(false).debug_symbols(false).memory_init_cow(false);
+    let guide = Engine::new(&guide).map_err(|e| e.to_string())?;
+    let fuel_off = wasm_embed::Settings { fuel: None, ..wasm_embed::Settings::new(wasm_embed::Target::Pulley32) };
+    let mut compared = Vec::new();
+    for guest in report["guests"].as_array().into_iter().flatten() {
+        let name = guest["name"].as_str().unwrap_or("?");
+        compared.push(Compared {
+            guest: name.to_owned(),
+            wasmtime_guide: guide
+                .precompile_module(&read(format!("{name}.optimized.wasm"))?)
+                .map_err(|e| format!("{name}: {e}"))?,
+            fuel_off: wasm_embed::precompile(&fuel_off, &read(format!("{name}.wasm"))?).map_err(|e| format!("{name}: {e}"))?,
+            shipped: guest["cwasm"].as_u64().unwrap_or(0),
+        });
+    }
+    Ok(compared)
+}
+
+/// The pipeline's report of a build (`wasm-embed-report.json` in its output directory).
+fn guest_report(out_dir: &Path) -> Result<Value, String> {
+    let path = out_dir.join("wasm-embed-report.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Builds `board`'s firmware and measures its image.
 fn board_image(board: &Board) -> Result<BoardImage, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(repo().join(board.dir))
-        .args(["build", "--release", "--bins", "--message-format=json-render-diagnostics"])
-        .env("CARGO_TARGET_DIR", repo().join("demo-firmware/target"))
-        .stderr(std::process::Stdio::inherit());
+    let mut args = vec!["build", "--release", "--bins"];
     if let Some(target) = board.target {
-        command.args(["--target", target]);
+        args.extend(["--target", target]);
     }
-    let output = command.output().map_err(|e| format!("could not run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("building {} failed ({})", board.name, output.status));
-    }
-    let executable = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .last()
-        .ok_or_else(|| format!("cargo reported no executable for {}", board.name))?;
-    let (sections, heap_arena, _) = elf(&executable)?;
-    let flash = [".vector_table", ".text", ".rodata", ".data"].iter().map(|s| sections[s]).sum();
+    let run = cargo(&repo().join(board.dir), &args)?;
+    let executable = run.executables.last().ok_or_else(|| format!("cargo reported no executable for {}", board.name))?;
+    let (sections, heap_arena, _) = elf(executable)?;
+    let flash = flash_of(&sections);
     let ram = sections[".data"] + sections[".bss"];
     if flash > board.chip.0 || ram > board.chip.1 {
         return Err(format!("{} does not fit its chip: {flash} B flash, {ram} B RAM", board.name));
@@ -514,7 +573,49 @@ fn crate_of(symbol: &str) -> String {
     }
 }
 
-fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) {
+fn print_compared(compared: &[Compared]) -> Result<(), String> {
+    println!("\n## .cwasm beside Wasmtime's own smallest flags\n");
+    println!(
+        "The flags of Wasmtime's guide \"Building a minimal *.cwasm\" (Wasmtime's defaults, `pulley32`, no address \
+         map, no symbols, no copy-on-write image, no fuel) applied to the same optimized wasm, which keeps its 64 KiB \
+         pages; this pipeline's flags without fuel (its 1-byte pages, Wasm features, bounds); and the `.cwasm` the \
+         firmware embeds, with fuel checks.\n"
+    );
+    println!("| guest | Wasmtime's guide | ours, fuel off | ours, fuel off vs the guide | ours, fuel on (embedded) | what fuel adds |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for c in compared {
+        let (guide, off) = (c.wasmtime_guide.len() as i64, c.fuel_off.len() as i64);
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            c.guest,
+            group(guide as u64),
+            group(off as u64),
+            signed(off - guide),
+            group(c.shipped),
+            signed(c.shipped as i64 - off),
+        );
+    }
+    // Where the difference is, section by section, for the largest guest.
+    if let Some(c) = compared.iter().max_by_key(|c| c.wasmtime_guide.len()) {
+        let (guide, ours) = (sections_of(&c.wasmtime_guide)?, sections_of(&c.fuel_off)?);
+        println!("\n### {}.cwasm by section: Wasmtime's guide vs ours with fuel off\n", c.guest);
+        println!("| section | Wasmtime's guide | ours, fuel off |\n|---|---:|---:|");
+        let mut names: Vec<&String> = guide.iter().chain(&ours).map(|(n, _)| n).collect();
+        names.dedup();
+        let mut seen = Vec::new();
+        for name in names {
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let of = |list: &[(String, u64)]| list.iter().find(|(n, _)| n == name).map_or("–".to_owned(), |(_, b)| group(*b));
+            println!("| `{name}` | {} | {} |", of(&guide), of(&ours));
+        }
+    }
+    Ok(())
+}
+
+fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) -> Result<(), String> {
     let s = &base.sections;
     println!("## demo-firmware (thumbv7em-none-eabihf) beside seed 001's runtimes\n");
     println!("| bytes | wasm-embed | {} |", SEED.map(|(name, _)| name).join(" | "));
@@ -574,6 +675,7 @@ fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) {
             println!("| `{name}` | {} |", group(*bytes));
         }
     }
+    print_compared(&base.compared)?;
     if !levers.is_empty() {
         println!("\n## What each lever saves (built without it, minus the default build)\n");
         println!("| lever | flash saved | peak heap saved | .cwasm saved |\n|---|---:|---:|---:|");
@@ -587,6 +689,7 @@ fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) {
             );
         }
     }
+    Ok(())
 }
 
 fn to_json(base: &Measurement, levers: &[(&str, Measurement)]) -> Value {
@@ -600,6 +703,12 @@ fn to_json(base: &Measurement, levers: &[(&str, Measurement)]) -> Value {
             "crates": m.crates.iter().map(|(n, b)| json!({"crate": n, "bytes": b})).collect::<Vec<_>>(),
             "guests": m.guests,
             "cwasm_sections": m.cwasm_sections,
+            "cwasm_compared": m.compared.iter().map(|c| json!({
+                "guest": c.guest,
+                "wasmtime_guide": c.wasmtime_guide.len(),
+                "fuel_off": c.fuel_off.len(),
+                "shipped": c.shipped,
+            })).collect::<Vec<_>>(),
         })
     };
     json!({

@@ -89,9 +89,10 @@ pub struct Interface {
     pub exports: Vec<Function>,
 }
 
-/// Reads the functions a guest's wasm imports and exports.
+/// Reads the functions a guest's wasm imports and exports, with the names its `name`
+/// section gives their parameters, if it has one (a prebuilt module often does).
 pub fn from_wasm(guest: &str, wasm: &[u8]) -> Result<Interface, Error> {
-    use wasmparser::{ExternalKind, Payload, TypeRef};
+    use wasmparser::{ExternalKind, KnownCustom, Name, Payload, TypeRef};
     let invalid = |e: wasmparser::BinaryReaderError| Error::Parse {
         guest: guest.to_owned(),
         message: e.to_string(),
@@ -99,7 +100,10 @@ pub fn from_wasm(guest: &str, wasm: &[u8]) -> Result<Interface, Error> {
     let mut types: Vec<wasmparser::FuncType> = Vec::new();
     // The type of every function, imported ones first, as wasm numbers them.
     let mut functions: Vec<u32> = Vec::new();
-    let mut interface = Interface::default();
+    // Each import and export as (function index, function).
+    let mut imports: Vec<(u32, Function)> = Vec::new();
+    let mut exports: Vec<(u32, Function)> = Vec::new();
+    let mut local_names: std::collections::HashMap<u32, Vec<(u32, String)>> = Default::default();
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid)? {
             Payload::TypeSection(reader) => {
@@ -116,9 +120,9 @@ pub fn from_wasm(guest: &str, wasm: &[u8]) -> Result<Interface, Error> {
                             import: format!("{}.{}", import.module, import.name),
                         });
                     };
-                    functions.push(index);
                     let ty = types.get(index as usize).ok_or_else(|| bad_index(guest))?;
-                    interface.imports.push(function(guest, import.module, import.name, ty)?);
+                    imports.push((functions.len() as u32, function(guest, import.module, import.name, ty)?));
+                    functions.push(index);
                 }
             }
             Payload::FunctionSection(reader) => {
@@ -136,13 +140,38 @@ pub fn from_wasm(guest: &str, wasm: &[u8]) -> Result<Interface, Error> {
                         .get(export.index as usize)
                         .and_then(|&index| types.get(index as usize))
                         .ok_or_else(|| bad_index(guest))?;
-                    interface.exports.push(function(guest, "", export.name, ty)?);
+                    exports.push((export.index, function(guest, "", export.name, ty)?));
+                }
+            }
+            Payload::CustomSection(section) => {
+                // Names are a help, never a reason to fail: a damaged name section is ignored.
+                if let KnownCustom::Name(reader) = section.as_known() {
+                    for name in reader.into_iter().flatten() {
+                        if let Name::Local(map) = name {
+                            for naming in map.into_iter().flatten() {
+                                let names = naming.names.into_iter().flatten().map(|n| (n.index, n.name.to_owned()));
+                                local_names.insert(naming.index, names.collect());
+                            }
+                        }
+                    }
                 }
             }
             _ => {}
         }
     }
-    Ok(interface)
+    // A function's first locals are its parameters.
+    let named = |(index, mut f): (u32, Function)| {
+        for (local, name) in local_names.get(&index).into_iter().flatten() {
+            if let Some(param) = f.params.get_mut(*local as usize) {
+                param.name = Some(name.clone());
+            }
+        }
+        f
+    };
+    Ok(Interface {
+        imports: imports.into_iter().map(named).collect(),
+        exports: exports.into_iter().map(named).collect(),
+    })
 }
 
 fn bad_index(guest: &str) -> Error {
@@ -538,15 +567,18 @@ fn wrap_signature(line: &str) -> String {
     out
 }
 
+/// Each parameter's name in the bindings: its name in the guest (made an identifier), or
+/// `arg` and its position where it has none, or shares one.
 fn param_names(f: &Function) -> Vec<String> {
-    f.params
-        .iter()
-        .enumerate()
-        .map(|(i, p)| match &p.name {
-            Some(name) if name != "_" => identifier(name.trim_start_matches('_')),
+    let mut names: Vec<String> = Vec::new();
+    for (i, p) in f.params.iter().enumerate() {
+        let name = match p.name.as_deref().map(|n| n.trim_start_matches('_')) {
+            Some(name) if !name.is_empty() => method_name(name),
             _ => format!("arg{i}"),
-        })
-        .collect()
+        };
+        names.push(if names.contains(&name) { format!("arg{i}") } else { name });
+    }
+    names
 }
 
 fn typed_params(f: &Function) -> String {
@@ -564,8 +596,72 @@ fn rust_results(f: &Function) -> String {
     tuple(&f.results)
 }
 
+/// The name a guest's import or export has in its bindings: the name itself when it is a
+/// Rust identifier (a keyword is written raw, `r#type`), or else the name with every
+/// character but ASCII letters, digits and `_` replaced by `_`, and a `_` in front of a
+/// leading digit (`do-it.now` is `do_it_now`, `2x` is `_2x`).
 fn method_name(name: &str) -> String {
-    identifier(&name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_").to_ascii_lowercase())
+    identifier(&name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_"))
+}
+
+/// Whether `name` is its own binding: no character had to be replaced.
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The module name of a prebuilt guest from its file name (`coremark-minimal.wasm` is
+/// `coremark_minimal`): lower case, as Rust modules are, and never a keyword, since it
+/// also names the `.cwasm` file.
+pub fn module_name(stem: &str) -> String {
+    let name = method_name(&stem.to_ascii_lowercase());
+    match name.strip_prefix("r#") {
+        Some(keyword) => format!("{keyword}_"),
+        None => name,
+    }
+}
+
+/// The build warnings for a guest's names that are not Rust identifiers, each saying
+/// what the name is in the bindings; an error if two names would become the same.
+pub fn check_names(guest: &str, interface: &Interface) -> Result<Vec<String>, Error> {
+    let clash = |first: &str, second: &str, binding: String| Error::NameClash {
+        guest: guest.to_owned(),
+        first: first.to_owned(),
+        second: second.to_owned(),
+        binding,
+    };
+    let mut warnings = Vec::new();
+    // Exports share the handle; each import module's functions share its trait.
+    let mut groups: Vec<(&str, Vec<&Function>)> = vec![("export", interface.exports.iter().collect())];
+    let mut traits: Vec<(String, &str)> = Vec::new();
+    for f in &interface.imports {
+        if let Some((_, functions)) = groups.iter_mut().skip(1).find(|(_, g)| g[0].module == f.module) {
+            functions.push(f);
+            continue;
+        }
+        let name = camel_case(&f.module);
+        if let Some((_, first)) = traits.iter().find(|(t, _)| *t == name) {
+            return Err(clash(&format!("import module {first}"), &format!("import module {}", f.module), name));
+        }
+        traits.push((name, &f.module));
+        groups.push(("import", vec![f]));
+    }
+    for (kind, functions) in groups {
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for f in functions {
+            let binding = method_name(&f.name);
+            let label = if f.module.is_empty() { f.name.clone() } else { format!("{}.{}", f.module, f.name) };
+            if let Some((_, first)) = seen.iter().find(|(b, _)| *b == binding) {
+                return Err(clash(first, &label, binding));
+            }
+            if !is_identifier(&f.name) {
+                warnings.push(format!("guest `{guest}`: {kind} `{label}` is not a Rust identifier; its binding is `{binding}`"));
+            }
+            seen.push((binding, label));
+        }
+    }
+    Ok(warnings)
 }
 
 /// A name as a Rust identifier: a raw one for a keyword.

@@ -1,10 +1,12 @@
-//! Stage 2: build a guest crate for `wasm32v1-none` with a nested `cargo build`.
+//! Stage 2: build a guest crate for `wasm32v1-none` with a nested `cargo build`, or read
+//! a prebuilt `.wasm`; either way, check the wasm is what the firmware's engine runs.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cargo_metadata::Message;
+use wasm_embed::Settings;
 
 use crate::Error;
 use crate::locate::GuestCrate;
@@ -26,7 +28,7 @@ pub struct Toolchain {
 impl Toolchain {
     /// The toolchain the firmware is being built with: Cargo's own `cargo` and `rustc`.
     pub fn current() -> Result<Toolchain, Error> {
-        let var = |name: &str, default: &str| std::env::var_os(name).map_or_else(|| default.into(), PathBuf::from);
+        let var = |name: &str, default: &str| crate::cargo::var_os(name).map_or_else(|| default.into(), PathBuf::from);
         Toolchain::find(var("CARGO", "cargo"), var("RUSTC", "rustc"))
     }
 
@@ -109,11 +111,55 @@ pub struct CompileOptions {
     pub keep_names: bool,
 }
 
-/// A guest's `.wasm` as rustc left it, and the source files that went into it.
+/// A guest's wasm as its toolchain left it, and the files it was made from.
 #[derive(Clone, Debug)]
 pub struct Compiled {
-    pub wasm: PathBuf,
+    pub wasm: Vec<u8>,
     pub sources: Vec<PathBuf>,
+}
+
+/// Reads a prebuilt guest's wasm, and checks it as the wasm of a built guest is.
+pub fn read_prebuilt(guest: &str, path: &Path, settings: &Settings) -> Result<Vec<u8>, Error> {
+    let wasm = std::fs::read(path).map_err(crate::error::io(path))?;
+    if !wasm.starts_with(b"\0asm") {
+        return Err(Error::NotWasm {
+            guest: guest.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    check(guest, &wasm, settings)?;
+    Ok(wasm)
+}
+
+/// Refuses wasm the firmware's engine would refuse, before any stage rewrites it: first
+/// wasm that is not valid with every feature on (a broken module), then wasm that uses
+/// a feature the engine does not enable, named by Wasmtime's own validator.
+pub fn check(guest: &str, wasm: &[u8], settings: &Settings) -> Result<(), Error> {
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(wasm)
+        .map_err(|e| Error::Parse {
+            guest: guest.to_owned(),
+            message: e.to_string(),
+        })?;
+    let unsupported = |message: String| Error::UnsupportedFeature {
+        guest: guest.to_owned(),
+        message,
+    };
+    wasm_embed::validate(settings, wasm).map_err(|e| unsupported(format!("{e:#}")))?;
+    // The engine runs custom page sizes, but the build's own wasm tools cannot read them
+    // (binaryen and walrus refuse such a memory), and the page-size stage sets them.
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        if let Ok(wasmparser::Payload::MemorySection(memories)) = payload {
+            if memories.into_iter().flatten().any(|memory| memory.page_size_log2.is_some()) {
+                return Err(unsupported(
+                    "custom page sizes (its memory sets a page size, which the build's wasm tools cannot \
+                     read: give it 64 KiB pages and the build sizes its memory itself)"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds guests of one workspace in release mode with the smallest settings the
@@ -186,7 +232,7 @@ pub fn compile(guests: &[GuestCrate], options: &CompileOptions) -> Result<Vec<Co
             let text = std::fs::read_to_string(&dep_info).map_err(crate::error::io(&dep_info))?;
             Ok(Compiled {
                 sources: parse_dep_info(&text),
-                wasm,
+                wasm: std::fs::read(&wasm).map_err(crate::error::io(&wasm))?,
             })
         })
         .collect()
@@ -259,7 +305,7 @@ pub fn outer_cargo_flags() -> Vec<String> {
         .split(|&b| b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    cargo_flags(&args, std::env::var("CARGO_NET_OFFLINE").ok().as_deref())
+    cargo_flags(&args, crate::cargo::var("CARGO_NET_OFFLINE").as_deref())
 }
 
 /// The flags among a `cargo` command line's own arguments (those before `--`) that the
@@ -330,7 +376,7 @@ fn toml_string(path: &Path) -> String {
 
 /// The terminal the user watches the outer build on, unless `WASM_EMBED_PROGRESS=0`.
 fn progress_terminal() -> Option<std::fs::File> {
-    if std::env::var("WASM_EMBED_PROGRESS").is_ok_and(|v| v == "0") {
+    if crate::cargo::var("WASM_EMBED_PROGRESS").is_some_and(|v| v == "0") {
         return None;
     }
     std::fs::OpenOptions::new().write(true).open("/dev/tty").ok()

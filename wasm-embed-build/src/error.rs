@@ -15,6 +15,14 @@ pub enum Error {
     BadMetadata { manifest: PathBuf, message: String },
     /// No guest crate at the path, or no package of that name.
     GuestNotFound { spec: String, reason: String },
+    /// No file at the path of a prebuilt `.wasm` guest.
+    WasmNotFound { spec: String, path: PathBuf },
+    /// A prebuilt guest's file is not a WebAssembly module.
+    NotWasm { guest: String, path: PathBuf },
+    /// The guest's wasm uses a Wasm feature the firmware's engine does not enable.
+    UnsupportedFeature { guest: String, message: String },
+    /// Two of a guest's imports or exports would have the same name in its bindings.
+    NameClash { guest: String, first: String, second: String, binding: String },
     /// The guest crate builds no `cdylib`, so there is no `.wasm` to embed.
     NotCdylib { guest: String, manifest: PathBuf },
     /// Two guests would get the same module name in the emitted file.
@@ -39,7 +47,7 @@ pub enum Error {
     /// binaryen's wasm-opt failed.
     Optimize { guest: String, message: String },
     /// Wasmtime refused to precompile the guest.
-    Precompile { guest: String, source: wasm_embed::Error },
+    Precompile { guest: String, source: wasm_embed::wasmtime::Error },
     /// A guest can use more Pulley stack than `Builder::max_wasm_stack` gives it.
     StackTooSmall { guest: String, needs: usize, given: usize },
     /// The firmware's target has a pointer width that Pulley does not support.
@@ -72,6 +80,29 @@ impl fmt::Display for Error {
                 f,
                 "guest `{spec}` not found: {reason}; give the path of the guest crate's directory \
                  (relative to the firmware's Cargo.toml) or the name of a package in the firmware's workspace"
+            ),
+            Error::WasmNotFound { spec, path } => write!(
+                f,
+                "prebuilt guest `{spec}` not found: {} does not exist; give the path of a .wasm file \
+                 relative to the firmware's Cargo.toml",
+                path.display()
+            ),
+            Error::NotWasm { guest, path } => write!(
+                f,
+                "guest `{guest}`: {} is not a WebAssembly module (it does not start with `\\0asm`); \
+                 give the .wasm file the guest's toolchain produced",
+                path.display()
+            ),
+            Error::UnsupportedFeature { guest, message } => write!(
+                f,
+                "guest `{guest}` uses a WebAssembly feature the firmware's engine does not enable: {message}; \
+                 build it for WebAssembly 1.0 with mutable globals (Rust: wasm32v1-none; clang: -mcpu=mvp)"
+            ),
+            Error::NameClash { guest, first, second, binding } => write!(
+                f,
+                "guest `{guest}`: `{first}` and `{second}` would both be `{binding}` in its bindings \
+                 (a name that is not a Rust identifier has each other character replaced by `_`); \
+                 rename one of them in the guest"
             ),
             Error::NotCdylib { guest, manifest } => write!(
                 f,
@@ -113,13 +144,17 @@ impl fmt::Display for Error {
             ),
             Error::Parse { guest, message } => write!(
                 f,
-                "guest `{guest}`: its .wasm is not valid WebAssembly ({message}); check what rustc produced"
+                "guest `{guest}`: its .wasm is not valid WebAssembly ({message}); check the toolchain that produced it"
             ),
             Error::Optimize { guest, message } => write!(
                 f,
                 "guest `{guest}`: wasm-opt failed: {message}; build without the `wasm-opt` feature of wasm-embed-build to skip it"
             ),
-            Error::Precompile { guest, source } => write!(f, "guest `{guest}`: {source}"),
+            Error::Precompile { guest, source } => write!(
+                f,
+                "guest `{guest}`: Wasmtime could not precompile it: {source:#}; this is a bug in \
+                 wasm-embed-build or Wasmtime, since the guest passed validation: please report it"
+            ),
             Error::StackTooSmall { guest, needs, given } => write!(
                 f,
                 "guest `{guest}` can use {needs} bytes of Pulley stack but Builder::max_wasm_stack gives {given}; \

@@ -31,6 +31,7 @@
 //! guest's build read changes.
 
 pub mod bindings;
+mod cargo;
 pub mod compile;
 pub mod emit;
 mod error;
@@ -51,6 +52,7 @@ pub use wasm_embed::{Profile, Settings, Target};
 
 use compile::CompileOptions;
 use emit::Precompiled;
+use locate::{Located, Source};
 
 const PAGE: u32 = 64 * 1024;
 
@@ -71,15 +73,7 @@ pub fn build() -> Output {
 
 /// Reports `error` to Cargo and ends the build script.
 pub fn fail(error: &Error) -> ! {
-    let text = error.to_string();
-    let mut lines = text.lines();
-    let first = lines.next().unwrap_or_default();
-    // Cargo's `error` directive takes one line; rustc's messages follow on stderr.
-    for line in lines {
-        eprintln!("{line}");
-    }
-    build_rs::output::error(first);
-    std::process::exit(1);
+    cargo::fail(error)
 }
 
 /// Configures how guests are built, in the manner of `cc::Build`.
@@ -116,6 +110,9 @@ pub struct Output {
     pub guests: Vec<BuiltGuest>,
     /// How many nested `cargo build`s ran: one per guest workspace.
     pub nested_builds: usize,
+    /// The build's warnings, as Cargo shows them beside the build (a guest that keeps
+    /// 64 KiB pages, a name that is not a Rust identifier, ...).
+    pub warnings: Vec<String>,
 }
 
 /// One guest that went through the pipeline.
@@ -262,7 +259,8 @@ impl Builder {
     /// Runs every stage for every guest, writes the module and, inside a build script,
     /// tells Cargo which files to watch.
     pub fn build(&self) -> Result<Output, Error> {
-        let in_build_script = std::env::var_os("TARGET").is_some() && std::env::var_os("OUT_DIR").is_some();
+        let mut cargo = cargo::Directives::new(cargo::var_os("TARGET").is_some() && cargo::var_os("OUT_DIR").is_some());
+        let in_build_script = cargo.in_build_script();
         let manifest_dir = match &self.manifest_dir {
             Some(dir) => dir.clone(),
             None => env_path("CARGO_MANIFEST_DIR")?,
@@ -284,7 +282,7 @@ impl Builder {
         check_memory(self.stack_size, self.initial_memory)?;
         let skip = match self.skip {
             Some(skip) => skip.then(|| "Builder::skip".to_owned()),
-            None => skip_reason(|name| std::env::var(name).ok()),
+            None => skip_reason(cargo::var),
         };
         let mut watched = Vec::new();
         let specs = if self.guests.is_empty() {
@@ -299,8 +297,8 @@ impl Builder {
             (None, Some(name)) => Some(compile::Toolchain::rustup(name)?),
             (None, None) => Some(compile::Toolchain::current()?),
         };
-        if let Some(toolchain) = toolchain.as_ref().filter(|t| !t.nightly && in_build_script) {
-            build_rs::output::warning(&format!(
+        if let Some(toolchain) = toolchain.as_ref().filter(|t| !t.nightly) {
+            cargo.warning(format!(
                 "guests are built with `{}`, a stable toolchain, against the prebuilt {} library: \
                  they come out larger (seed 001's add guest: {STABLE_ADD_WASM} B of wasm instead of {NIGHTLY_ADD_WASM}); \
                  for the small build install a nightly with rust-src and call Builder::toolchain(\"nightly\")",
@@ -322,7 +320,7 @@ impl Builder {
         });
         std::fs::create_dir_all(&out_dir).map_err(error::io(&out_dir))?;
 
-        let mut located: Vec<locate::GuestCrate> = Vec::new();
+        let mut located: Vec<Located> = Vec::new();
         for spec in &specs {
             let guest = locate::locate(spec, &manifest_dir)?;
             if located.iter().any(|g| g.name == guest.name) {
@@ -330,38 +328,20 @@ impl Builder {
             }
             located.push(guest);
         }
-        let mut nested_builds = 0;
-        let mut compiled: Vec<Option<compile::Compiled>> = vec![None; located.len()];
-        if let Some(options) = &options {
-            // One nested cargo per guest workspace, in the order the guests are listed.
-            let mut roots: Vec<&Path> = Vec::new();
-            for guest in &located {
-                if !roots.contains(&guest.workspace_root.as_path()) {
-                    roots.push(&guest.workspace_root);
-                }
-            }
-            for root in roots {
-                let indices: Vec<usize> = (0..located.len()).filter(|&i| located[i].workspace_root == root).collect();
-                let group: Vec<locate::GuestCrate> = indices.iter().map(|&i| located[i].clone()).collect();
-                let built = compile::compile(&group, options)?;
-                nested_builds += 1;
-                for (index, built) in indices.into_iter().zip(built) {
-                    compiled[index] = Some(built);
-                }
-            }
-        }
-        let mut guests: Vec<(locate::GuestCrate, Option<Prepared>)> = Vec::new();
+        let (compiled, nested_builds) = match &options {
+            Some(options) => compile_all(&located, options, &settings)?,
+            None => (vec![None; located.len()], 0),
+        };
+        let mut guests: Vec<(Located, Option<Prepared>)> = Vec::new();
         for (guest, compiled) in located.into_iter().zip(compiled) {
-            let prepared = match (&options, compiled) {
-                (Some(options), Some(compiled)) => {
-                    Some(self.prepare(&guest, compiled, options, &settings, &out_dir, in_build_script)?)
-                }
-                _ => None,
+            let prepared = match compiled {
+                Some(compiled) => Some(self.prepare(&guest, compiled, &settings, &out_dir, &mut cargo)?),
+                None => None,
             };
             guests.push((guest, prepared));
         }
         let settings = Settings {
-            max_wasm_stack: self.pulley_stack(&guests, in_build_script)?,
+            max_wasm_stack: self.pulley_stack(&guests, &mut cargo)?,
             ..settings
         };
 
@@ -371,9 +351,9 @@ impl Builder {
             let Some(prepared) = prepared else {
                 precompiled.push(Precompiled {
                     max_wasm_stack: settings.max_wasm_stack,
-                    interface: bindings::from_source(&guest.lib_path),
+                    interface: skipped_interface(&guest),
+                    origin: origin(&guest),
                     name: guest.name,
-                    manifest_path: guest.manifest_path,
                     images: None,
                     sizes: Sizes::default(),
                 });
@@ -398,8 +378,8 @@ impl Builder {
             });
             precompiled.push(Precompiled {
                 max_wasm_stack,
+                origin: origin(&guest),
                 name: guest.name,
-                manifest_path: guest.manifest_path,
                 images: Some(emit::Images {
                     wasm: prepared.wasm,
                     cwasm,
@@ -410,25 +390,16 @@ impl Builder {
         }
         let module = emit::emit(&out_dir, &settings, &precompiled)?;
         report::report(&out_dir, &settings, &built)?;
-        if in_build_script {
-            for variable in SKIP_VARIABLES {
-                build_rs::output::rerun_if_env_changed(variable);
-            }
-            if let Some(reason) = &skip {
-                build_rs::output::warning(&format!(
-                    "guests not built ({reason}): loading one returns an error; unset it to build them"
-                ));
-            }
-            let inputs = built.iter().flat_map(|g| &g.inputs);
-            for path in watched.iter().chain(inputs) {
-                build_rs::output::rerun_if_changed(path);
-            }
+        if let Some(reason) = &skip {
+            cargo.warning(format!("guests not built ({reason}): loading one returns an error; unset it to build them"));
         }
+        watched.extend(built.iter().flat_map(|g| g.inputs.iter().cloned()));
         Ok(Output {
             module,
             settings,
             guests: built,
             nested_builds,
+            warnings: cargo.finish(&watched),
         })
     }
 
@@ -436,26 +407,32 @@ impl Builder {
     /// and what it needs.
     fn prepare(
         &self,
-        guest: &locate::GuestCrate,
+        guest: &Located,
         compiled: compile::Compiled,
-        options: &CompileOptions,
         settings: &Settings,
         out_dir: &Path,
-        in_build_script: bool,
+        cargo: &mut cargo::Directives,
     ) -> Result<Prepared, Error> {
         let name = &guest.name;
-        let wasm = std::fs::read(&compiled.wasm).map_err(error::io(&compiled.wasm))?;
-        let stripped = strip::strip(name, &wasm, options.keep_names)?;
-        let optimized = optimize::optimize(name, &stripped, out_dir, options.keep_names)?;
+        let keep_names = self.profile == Profile::Debug;
+        let wasm = compiled.wasm;
+        let stripped = strip::strip(name, &wasm, keep_names)?;
+        let optimized = optimize::optimize(name, &stripped, out_dir, keep_names)?;
         let (sized, memory) = if self.exact_memory {
             pages::shrink_memory(name, &optimized)?
         } else {
             let reason = "Builder::exact_memory is off";
             (optimized.clone(), pages::Memory::Standard { reason })
         };
-        if let (pages::Memory::Standard { reason }, true) = (&memory, in_build_script && self.exact_memory) {
-            build_rs::output::warning(&format!(
-                "guest `{name}` keeps 64 KiB memory pages because {reason}; each page costs the firmware 64 KiB of heap"
+        if let (pages::Memory::Standard { reason }, true) = (&memory, self.exact_memory) {
+            // Only a module not laid out by Rust's linker settings lacks `__heap_base`.
+            let hint = if guest.krate().is_none() && *reason == pages::NO_HEAP_BASE {
+                " (link it with `--export=__heap_base`, for clang `-Wl,--export=__heap_base`, to give it exact memory)"
+            } else {
+                ""
+            };
+            cargo.warning(format!(
+                "guest `{name}` keeps 64 KiB memory pages because {reason}{hint}; each page costs the firmware 64 KiB of heap"
             ));
         }
         let key = Prepared::key_for(&sized, settings);
@@ -467,12 +444,24 @@ impl Builder {
             Ok(stack) => stack,
             Err(_) => stack::pulley_stack(name, settings, &sized)?,
         };
-        let interface = bindings::merge(bindings::from_wasm(name, &sized)?, &bindings::from_source(&guest.lib_path));
+        // The final wasm says what the firmware must provide and may call (wasm-opt drops
+        // unused imports); names come from the guest's Rust source, or from the `name`
+        // section of a prebuilt module as it was given.
+        let names = match guest.krate() {
+            Some(krate) => bindings::from_source(&krate.lib_path),
+            None => bindings::from_wasm(name, &wasm)?,
+        };
+        let interface = bindings::merge(bindings::from_wasm(name, &sized)?, &names);
         let mut inputs = compiled.sources;
-        inputs.extend(bindings::source_files(&guest.lib_path));
-        inputs.push(guest.manifest_path.clone());
-        inputs.push(guest.workspace_root.join("Cargo.toml"));
-        inputs.push(guest.workspace_root.join("Cargo.lock"));
+        if let Some(krate) = guest.krate() {
+            inputs.extend(bindings::source_files(&krate.lib_path));
+            inputs.push(krate.manifest_path.clone());
+            inputs.push(krate.workspace_root.join("Cargo.toml"));
+            inputs.push(krate.workspace_root.join("Cargo.lock"));
+        }
+        for warning in bindings::check_names(name, &interface)? {
+            cargo.warning(warning);
+        }
         inputs.sort();
         inputs.dedup();
         Ok(Prepared {
@@ -492,7 +481,7 @@ impl Builder {
 
     /// The Pulley stack the engine gives each call: what the user set, or else the
     /// deepest any guest can reach, or the default when some guest's depth is unknown.
-    fn pulley_stack(&self, guests: &[(locate::GuestCrate, Option<Prepared>)], in_build_script: bool) -> Result<usize, Error> {
+    fn pulley_stack(&self, guests: &[(Located, Option<Prepared>)], cargo: &mut cargo::Directives) -> Result<usize, Error> {
         let needs = guests
             .iter()
             .filter_map(|(guest, prepared)| Some((&guest.name, &prepared.as_ref()?.stack)));
@@ -506,8 +495,8 @@ impl Builder {
                         given,
                     });
                 }
-                (stack::Stack::Unbounded { reason }, None) if in_build_script => {
-                    build_rs::output::warning(&format!(
+                (stack::Stack::Unbounded { reason }, None) => {
+                    cargo.warning(format!(
                         "guest `{name}` gets the default {DEFAULT_PULLEY_STACK} bytes of Pulley stack because \
                          its depth cannot be bounded: {reason}; set Builder::max_wasm_stack to choose"
                     ));
@@ -564,9 +553,6 @@ impl Prepared {
     }
 }
 
-/// The variables that decide whether guests are skipped.
-const SKIP_VARIABLES: [&str; 4] = ["WASM_EMBED_SKIP", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RA_RUSTC_WRAPPER"];
-
 /// Why guests should not be built in this build, if they should not: the user asked, or
 /// the build only checks the firmware (rust-analyzer sets its binary as `RUSTC_WRAPPER`,
 /// clippy sets `clippy-driver` as `RUSTC_WORKSPACE_WRAPPER`).
@@ -607,21 +593,77 @@ fn check_memory(stack_size: u32, initial_memory: u32) -> Result<(), Error> {
     Ok(())
 }
 
+/// Stage 2 for every guest: one nested cargo per workspace of guest crates, in the order
+/// the guests are listed, and every prebuilt `.wasm` read; each guest's wasm checked for
+/// the firmware's engine. Also how many nested builds ran.
+fn compile_all(
+    located: &[Located],
+    options: &CompileOptions,
+    settings: &Settings,
+) -> Result<(Vec<Option<compile::Compiled>>, usize), Error> {
+    let mut compiled: Vec<Option<compile::Compiled>> = vec![None; located.len()];
+    let mut roots: Vec<&Path> = Vec::new();
+    for krate in located.iter().filter_map(Located::krate) {
+        if !roots.contains(&krate.workspace_root.as_path()) {
+            roots.push(&krate.workspace_root);
+        }
+    }
+    for &root in &roots {
+        let indices: Vec<usize> = (0..located.len())
+            .filter(|&i| located[i].krate().is_some_and(|k| k.workspace_root == root))
+            .collect();
+        let group: Vec<locate::GuestCrate> = indices.iter().filter_map(|&i| located[i].krate().cloned()).collect();
+        for (index, built) in indices.into_iter().zip(compile::compile(&group, options)?) {
+            compile::check(&located[index].name, &built.wasm, settings)?;
+            compiled[index] = Some(built);
+        }
+    }
+    for (guest, slot) in located.iter().zip(&mut compiled) {
+        if let Source::Wasm(path) = &guest.source {
+            *slot = Some(compile::Compiled {
+                wasm: compile::read_prebuilt(&guest.name, path, settings)?,
+                sources: vec![path.clone()],
+            });
+        }
+    }
+    Ok((compiled, roots.len()))
+}
+
+/// What a skipped build's bindings come from: a crate's Rust source, or a prebuilt file
+/// itself, which needs no build to read.
+fn skipped_interface(guest: &Located) -> bindings::Interface {
+    match &guest.source {
+        Source::Crate(krate) => bindings::from_source(&krate.lib_path),
+        Source::Wasm(path) => std::fs::read(path)
+            .ok()
+            .and_then(|wasm| bindings::from_wasm(&guest.name, &wasm).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// Where a guest came from, for the emitted module's documentation.
+fn origin(guest: &Located) -> String {
+    match &guest.source {
+        Source::Crate(krate) => format!("built from `{}`", krate.manifest_path.display()),
+        Source::Wasm(path) => format!("prebuilt, from `{}`", path.display()),
+    }
+}
+
 fn env_path(variable: &'static str) -> Result<PathBuf, Error> {
-    std::env::var_os(variable)
+    cargo::var_os(variable)
         .map(PathBuf::from)
         .ok_or(Error::NotInBuildScript { variable })
 }
 
 /// The `.cwasm` format for the target Cargo is building the firmware for.
 fn firmware_target() -> Result<Target, Error> {
-    let variable = |name: &'static str| std::env::var(name).map_err(|_| Error::NotInBuildScript { variable: name });
+    let variable = |name: &'static str| cargo::var(name).ok_or(Error::NotInBuildScript { variable: name });
     let width: u32 = variable("CARGO_CFG_TARGET_POINTER_WIDTH")?.parse().unwrap_or(0);
     let little = variable("CARGO_CFG_TARGET_ENDIAN")? == "little";
     Target::for_pointer_width(width)
         .filter(|_| little)
         .ok_or_else(|| Error::UnsupportedTarget {
-            triple: std::env::var("TARGET").unwrap_or_default(),
+            triple: cargo::var("TARGET").unwrap_or_default(),
         })
 }
 

@@ -1,4 +1,5 @@
-//! Stage 1: find a guest crate and check that it builds a `.wasm`.
+//! Stage 1: find a guest: a crate (checked to build a `.wasm`) or a prebuilt `.wasm`
+//! file.
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +20,58 @@ pub struct GuestCrate {
     pub lib_path: PathBuf,
 }
 
-/// Finds the guest `spec`: the path of a crate directory (or its `Cargo.toml`), relative
-/// to `base`, or the name of a package in the workspace whose manifest is
-/// `base/Cargo.toml`.
-pub fn locate(spec: &str, base: &Path) -> Result<GuestCrate, Error> {
+/// Where a guest's wasm comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A Rust crate, compiled for `wasm32v1-none` by the `compile` stage.
+    Crate(GuestCrate),
+    /// A `.wasm` file made by another toolchain (clang, Zig, TinyGo, AssemblyScript...)
+    /// or a third party, taken as it is.
+    Wasm(PathBuf),
+}
+
+/// A guest, found: its name in the emitted module and where its wasm comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The Rust module its bindings go in, and the stem of its `.cwasm`.
+    pub name: String,
+    pub source: Source,
+}
+
+impl Located {
+    /// The guest's crate, if it is built from one.
+    pub fn krate(&self) -> Option<&GuestCrate> {
+        match &self.source {
+            Source::Crate(krate) => Some(krate),
+            Source::Wasm(_) => None,
+        }
+    }
+}
+
+/// Finds the guest `spec`: a path ending in `.wasm` (a prebuilt module), the path of a
+/// crate directory (or its `Cargo.toml`), relative to `base`, or the name of a package
+/// in the workspace whose manifest is `base/Cargo.toml`.
+pub fn locate(spec: &str, base: &Path) -> Result<Located, Error> {
+    if spec.ends_with(".wasm") {
+        let path = base.join(spec);
+        if !path.is_file() {
+            return Err(Error::WasmNotFound { spec: spec.to_owned(), path });
+        }
+        let path = path.canonicalize().map_err(crate::error::io(&path))?;
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        return Ok(Located {
+            name: crate::bindings::module_name(&stem),
+            source: Source::Wasm(path),
+        });
+    }
+    let krate = locate_crate(spec, base)?;
+    Ok(Located {
+        name: krate.name.clone(),
+        source: Source::Crate(krate),
+    })
+}
+
+fn locate_crate(spec: &str, base: &Path) -> Result<GuestCrate, Error> {
     let not_found = |reason: String| Error::GuestNotFound {
         spec: spec.to_owned(),
         reason,

@@ -15,7 +15,7 @@ use crate::Error;
 pub enum Memory {
     /// The guest has no memory of its own.
     None,
-    /// Resized to this many 1-byte pages, its minimum and maximum.
+    /// Resized to this many 1-byte pages, its minimum (and what the firmware allocates).
     Exact { bytes: u64 },
     /// Kept in 64 KiB pages, for this reason.
     Standard { reason: &'static str },
@@ -78,7 +78,7 @@ pub fn shrink_memory(guest: &str, wasm: &[u8]) -> Result<(Vec<u8>, Memory), Erro
     // laid out by a linker may use any of its memory (the differential test found
     // modules whose code reaches past every data segment and global).
     let Some(heap_base) = module.exports.iter().find(|e| e.name == HEAP_BASE).map(|e| e.id()) else {
-        return keep("it does not export __heap_base, the end of its stack and data");
+        return keep(NO_HEAP_BASE);
     };
     let linked_end = match module.exports.get(heap_base).item {
         walrus::ExportItem::Global(global) => match module.globals.get(global).kind {
@@ -99,12 +99,22 @@ pub fn shrink_memory(guest: &str, wasm: &[u8]) -> Result<(Vec<u8>, Memory), Erro
     let memory = module.memories.get_mut(id);
     memory.page_size_log2 = Some(0);
     memory.initial = bytes;
-    memory.maximum = Some(bytes);
+    // No maximum, rather than one equal to the minimum: with min == max Wasmtime knows
+    // the bound at compile time and Pulley checks each access with four instructions
+    // (add, compare with the constant, select a null address, load); with no maximum the
+    // bound is read from the memory's definition and each access is one bounds-checked
+    // `*_g32` load or store. The allocation stays exactly the minimum either way: the
+    // engine reserves nothing for growth and never moves a memory, so `memory.grow` past
+    // it fails (and a guest given 1-byte pages never calls it).
+    memory.maximum = None;
     Ok((module.emit_wasm(), Memory::Exact { bytes }))
 }
 
 /// The global holding the end of the linker's layout, exported for this stage.
 pub const HEAP_BASE: &str = "__heap_base";
+
+/// Why a module without [`HEAP_BASE`] keeps its pages.
+pub const NO_HEAP_BASE: &str = "it does not export __heap_base, the end of its stack and data";
 
 /// How a module's code uses its memory.
 #[derive(Default)]

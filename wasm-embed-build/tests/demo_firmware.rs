@@ -336,6 +336,48 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 }
 
 #[test]
+fn a_prebuilt_wasm_listed_in_the_manifest_runs_in_qemu_and_a_new_file_rebuilds_it() {
+    // A module another toolchain made, kept in the firmware's own directory.
+    let module = |answer: u32| {
+        wat::parse_str(format!(
+            r#"(module
+                 (import "env" "scale" (func $scale (param i32) (result i32)))
+                 (func (export "answer") (result i32) (call $scale (i32.const {answer}))))"#
+        ))
+        .unwrap()
+    };
+    let copy = firmware_copy(
+        "prebuilt-guest",
+        |manifest| manifest.replace("guests = [\n", "guests = [\n  \"vendor/answer.wasm\",\n"),
+        |build_rs| build_rs,
+    );
+    std::fs::create_dir_all(copy.join("vendor")).unwrap();
+    std::fs::write(copy.join("vendor/answer.wasm"), module(21)).unwrap();
+    let main = copy.join("src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap().replace(
+        "    heap::init();\n",
+        "    heap::init();\n    \
+         let guest = &guests::answer::GUEST;\n    \
+         let engine = wasm_embed::engine(guest.settings()).unwrap();\n    \
+         let module = guest.module(&engine).unwrap();\n    \
+         hprintln!(\"answer: {}\", guests::answer::Answer::new(&module, Board).unwrap().answer().unwrap());\n",
+    ) + "\nimpl guests::answer::Env for Board {\n    \
+         fn scale(&mut self, _memory: GuestMemory<'_>, value: u32) -> Result<u32, Error> {\n        \
+         Ok(value * 2)\n    }\n}\n";
+    std::fs::write(&main, text).unwrap();
+    let run = |expected: &str| {
+        let output = cargo_in(&copy, &["run", "--release"]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(stdout.lines().next(), Some(expected), "{stdout}");
+    };
+    run("answer: 42");
+    // Cargo watches the file: a new one is built into the next image.
+    std::fs::write(copy.join("vendor/answer.wasm"), module(50)).unwrap();
+    run("answer: 100");
+}
+
+#[test]
 fn the_nrf52840_dk_firmware_builds_and_fits_the_chip() {
     // It cannot be flashed here; building it proves the board's HAL, defmt and both
     // guests link into an image the nRF52840 holds.

@@ -98,7 +98,7 @@ fn validate(wasm: &[u8]) {
 
 #[test]
 fn each_stage_outputs_valid_wasm_and_strip_removes_custom_sections() {
-    let guest = locate::locate("guests/add", &common::repo()).unwrap();
+    let guest = locate::locate("guests/add", &common::repo()).unwrap().krate().unwrap().clone();
     assert_eq!((guest.package.as_str(), guest.name.as_str()), ("add", "add"));
     let options = CompileOptions {
         toolchain: compile::Toolchain::current().unwrap(),
@@ -109,7 +109,7 @@ fn each_stage_outputs_valid_wasm_and_strip_removes_custom_sections() {
         keep_names: false,
     };
     let compiled = compile::compile(std::slice::from_ref(&guest), &options).unwrap().remove(0);
-    let wasm = std::fs::read(&compiled.wasm).unwrap();
+    let wasm = compiled.wasm;
     validate(&wasm);
 
     // rustc's `strip = "symbols"` already leaves none, so add the kinds a guest built
@@ -189,7 +189,7 @@ fn guest_that_does_not_compile_shows_rustcs_message() {
 #[test]
 fn guest_named_by_package_is_found_in_the_workspace() {
     let guest = locate::locate("add", &common::repo().join("guests")).unwrap();
-    assert_eq!(guest.manifest_path, common::repo().join("guests/add/Cargo.toml"));
+    assert_eq!(guest.krate().unwrap().manifest_path, common::repo().join("guests/add/Cargo.toml"));
     let error = locate::locate("no-such-package", &common::repo().join("guests")).unwrap_err();
     assert!(error.to_string().contains("no package of that name in the workspace"), "{error}");
 }
@@ -308,18 +308,6 @@ fn skipped_guests_type_check_and_fail_to_load_with_a_clear_error() {
     let error = call_add(&guest).unwrap_err().to_string();
     assert!(error.starts_with("guest `add` was not built: its build was skipped"), "{error}");
     assert!(error.ends_with("build the firmware with `cargo build` and WASM_EMBED_SKIP unset"), "{error}");
-}
-
-#[test]
-fn wasm_using_a_feature_the_engine_does_not_enable_is_refused_at_build_time() {
-    let wasm = wat::parse_str(r#"(module (func (export "splat") (result v128) i32.const 1 i32x4.splat))"#).unwrap();
-    let error = wasm_embed_build::precompile::precompile("simd", &Settings::new(Target::this_machine()), &wasm)
-        .unwrap_err()
-        .to_string();
-    assert!(error.starts_with("guest `simd`: the guest's wasm cannot be precompiled:"), "{error}");
-    assert!(error.to_lowercase().contains("simd"), "{error}");
-    assert!(error.ends_with("which is what the firmware's engine enables"), "{error}");
-    assert_eq!(error.lines().count(), 1, "{error}");
 }
 
 /// `guest` with its engine given `max_wasm_stack` bytes of Pulley stack instead.
@@ -490,7 +478,7 @@ fn a_toolchain_without_rust_src_or_the_wasm_target_says_what_to_add() {
 
 #[test]
 fn the_outer_builds_locked_flag_reaches_the_guests_build() {
-    let guest = locate::locate(common::fixture("unlocked").to_str().unwrap(), &common::repo()).unwrap();
+    let guest = locate::locate(common::fixture("unlocked").to_str().unwrap(), &common::repo()).unwrap().krate().unwrap().clone();
     let options = |cargo_flags: Vec<String>| CompileOptions {
         toolchain: compile::Toolchain::current().unwrap(),
         cargo_flags,

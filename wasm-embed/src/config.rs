@@ -75,10 +75,12 @@ pub struct Settings {
     /// exhausted". Pulley allocates it from the heap up front, so Wasmtime's default
     /// (512 KiB, twice the RAM of an nRF52840) is cut to 4 KiB unless a guest needs more.
     pub max_wasm_stack: usize,
-    /// Fuel each call of a guest export may burn (about one unit per Wasm instruction)
-    /// before it traps with "out of fuel": the only way to stop a guest that loops
-    /// forever on a core without a timer-driven epoch. `None` compiles no fuel checks,
-    /// which keeps code smaller and faster.
+    /// Fuel each call of a guest export may burn before it traps with "out of fuel":
+    /// the only way to stop a guest that loops forever on a core without a timer-driven
+    /// epoch. Wasmtime's default costs: one unit per Wasm instruction, but for `nop`,
+    /// `drop` and the block structure (`block`, `loop`, `else`, `end`, `return`), and one
+    /// per function entered. `None` compiles no fuel checks, which keeps code smaller and
+    /// faster.
     pub fuel: Option<u64>,
 }
 
@@ -143,18 +145,31 @@ pub fn engine(settings: &Settings) -> Result<Engine, Error> {
     Engine::new(&settings.config()).map_err(Error::Engine)
 }
 
+/// The engine that precompiles for `settings`.
+#[cfg(feature = "compile")]
+fn compiler(settings: &Settings) -> wasmtime::Result<Engine> {
+    let mut config = settings.config();
+    // Cranelift's level does not change what the code does (Wasmtime does not check it
+    // when loading) but "speed" removes redundant Pulley ops, which is also smaller.
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    Engine::new(&config)
+}
+
 /// Precompiles a guest's wasm into `.cwasm` bytes that [`crate::Guest::module`] loads.
 ///
 /// Fails if the wasm does not validate or uses a feature the firmware's engine will not
 /// enable.
 #[cfg(feature = "compile")]
-pub fn precompile(settings: &Settings, wasm: &[u8]) -> Result<alloc::vec::Vec<u8>, Error> {
-    let mut config = settings.config();
-    // Cranelift's level does not change what the code does (Wasmtime does not check it
-    // when loading) but "speed" removes redundant Pulley ops, which is also smaller.
-    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    let engine = Engine::new(&config).map_err(Error::Engine)?;
-    engine.precompile_module(wasm).map_err(Error::Precompile)
+pub fn precompile(settings: &Settings, wasm: &[u8]) -> wasmtime::Result<alloc::vec::Vec<u8>> {
+    compiler(settings)?.precompile_module(wasm)
+}
+
+/// Checks that `wasm` is a module the firmware's engine accepts: valid, and using only
+/// the Wasm features it enables (Wasmtime's own validator, so its message names the
+/// feature).
+#[cfg(feature = "compile")]
+pub fn validate(settings: &Settings, wasm: &[u8]) -> wasmtime::Result<()> {
+    wasmtime::Module::validate(&compiler(settings)?, wasm)
 }
 
 #[cfg(feature = "compile")]

@@ -7,9 +7,6 @@ pub enum Error {
     /// Wasmtime refused the configuration (a wasm-embed bug, or a Wasmtime built with
     /// Cargo features this configuration cannot use).
     Engine(wasmtime::Error),
-    /// Wasmtime refused to precompile the guest (the wasm is invalid or uses a feature
-    /// the firmware's engine does not enable).
-    Precompile(wasmtime::Error),
     /// The `.cwasm` was made with other settings or another Wasmtime version.
     Incompatible {
         guest: &'static str,
@@ -109,11 +106,6 @@ impl fmt::Display for Error {
                 f,
                 "Wasmtime rejected wasm-embed's configuration: {cause}; \
                  use the wasmtime version and features wasm-embed pins"
-            ),
-            Error::Precompile(cause) => write!(
-                f,
-                "the guest's wasm cannot be precompiled: {cause:#}; it must be valid wasm32v1-none \
-                 code (WebAssembly 1.0 with mutable globals), which is what the firmware's engine enables"
             ),
             Error::Incompatible { guest, cause } => write!(
                 f,

@@ -26,7 +26,7 @@ mod memory;
 mod platform;
 
 #[cfg(feature = "compile")]
-pub use config::precompile;
+pub use config::{precompile, validate};
 pub use config::{Profile, Settings, Target, engine};
 pub use error::{Error, Fault};
 pub use guest::{Aligned, Guest, GuestFunc, crc32};
