@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{leak, wat_add};
+use common::{builder, built_guest, leak, wat_add};
 
 use std::process::Command;
 
@@ -15,15 +15,6 @@ use wasm_embed_build::stack::{self, Stack};
 use wasm_embed_build::{Builder, Error, locate, optimize, strip};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
-fn builder(test: &str) -> Builder {
-    let mut builder = Builder::new();
-    builder
-        .manifest_dir(common::repo())
-        .out_dir(common::out_dir(test))
-        .guest_target_dir(common::guest_target_dir())
-        .target(Target::this_machine());
-    builder
-}
 
 /// Calls `add_with_extra(1, 2)` with `host.extra` returning 42.
 fn call_add(guest: &Guest) -> Result<u32, wasm_embed::Error> {
@@ -557,13 +548,6 @@ fn cwasm_from_another_wasmtime_version_is_refused_with_a_clear_error() {
 }
 
 /// The guest `name` that `output` built, loaded from its `.cwasm`.
-fn built_guest(output: &wasm_embed_build::Output, name: &str) -> Guest {
-    let built = output.guests.iter().find(|g| g.name == name).unwrap();
-    let name: &'static str = Box::leak(built.name.clone().into_boxed_str());
-    let settings = Settings { max_wasm_stack: output.settings.max_wasm_stack, ..output.settings };
-    // SAFETY: the precompiler's output for these settings.
-    unsafe { Guest::new(name, leak(std::fs::read(&built.cwasm).unwrap()), settings) }
-}
 
 /// `guest` instantiated with no imports, in a store of its own.
 fn no_imports(guest: &Guest) -> GuestInstance<()> {

@@ -4,23 +4,15 @@
 
 mod common;
 
+use common::{builder, built_guest};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wasm_embed::wasmtime::{Caller, Extern, Func};
-use wasm_embed::{Context, Guest, GuestInstance, Target};
+use wasm_embed::{Context, GuestInstance};
 use wasm_embed_build::pages::Memory;
-use wasm_embed_build::{Builder, Error, Output};
+use wasm_embed_build::Error;
 
-fn builder(test: &str) -> Builder {
-    let mut builder = Builder::new();
-    builder
-        .manifest_dir(common::repo())
-        .out_dir(common::out_dir(test))
-        .guest_target_dir(common::guest_target_dir())
-        .target(Target::this_machine());
-    builder
-}
 
 /// Writes `wat` as the binary module `name` in `test`'s scratch directory.
 fn module_file(test: &str, name: &str, wat: &str) -> PathBuf {
@@ -29,12 +21,6 @@ fn module_file(test: &str, name: &str, wat: &str) -> PathBuf {
     path
 }
 
-fn built_guest(output: &Output, name: &str) -> Guest {
-    let built = output.guests.iter().find(|g| g.name == name).unwrap();
-    let name: &'static str = Box::leak(built.name.clone().into_boxed_str());
-    // SAFETY: the precompiler's output for these settings.
-    unsafe { Guest::new(name, common::leak(std::fs::read(&built.cwasm).unwrap()), output.settings) }
-}
 
 /// A sensor filter as a toolchain other than rustc might leave it: its memory and
 /// `__heap_base` laid out by a linker, a `name` section with parameter names, an import

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use wasm_embed::{Guest, Target};
+use wasm_embed_build::{Builder, Output};
+
 /// The repository's top directory.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -59,4 +62,24 @@ pub fn from_wasmtime_47(mut cwasm: Vec<u8>) -> Vec<u8> {
     assert!(cwasm[section + 2..section + 4].iter().all(u8::is_ascii_digit));
     cwasm[section + 2..section + 4].copy_from_slice(b"47");
     cwasm
+}
+
+/// A builder for guests of this repository, writing into `test`'s own output directory
+/// and compiling for this machine's Pulley.
+pub fn builder(test: &str) -> Builder {
+    let mut builder = Builder::new();
+    builder
+        .manifest_dir(repo())
+        .out_dir(out_dir(test))
+        .guest_target_dir(guest_target_dir())
+        .target(Target::this_machine());
+    builder
+}
+
+/// The guest `name` that `output` built, as the emitted module describes it.
+pub fn built_guest(output: &Output, name: &str) -> Guest {
+    let built = output.guests.iter().find(|g| g.name == name).unwrap();
+    let name: &'static str = Box::leak(built.name.clone().into_boxed_str());
+    // SAFETY: the precompiler's output for these settings.
+    unsafe { Guest::new(name, leak(std::fs::read(&built.cwasm).unwrap()), output.settings) }
 }
