@@ -9,5 +9,5 @@ fn main() {
 
     // Builds, strips, optimizes and precompiles the guests listed in Cargo.toml. Fuel
     // bounds every call, so the guest that loops forever is stopped.
-    wasm_embed_build::Builder::new().fuel(1_000_000).run();
+    wasm_embed_build::Builder::new().fuel(1_000_000).compile();
 }

@@ -1,4 +1,4 @@
-//! Seed 001's firmware: runs the `add` guest once and reports the result and the peak
+//! The add example: the firmware of the original runtime comparison, which runs the `add` guest once and reports the result and the peak
 //! heap. The size report (`./x size`) measures this program.
 #![no_std]
 #![no_main]
@@ -35,7 +35,7 @@ fn main() -> ! {
 fn run() -> Result<u32, wasm_embed::Error> {
     let guest = &guests::add::GUEST;
     let engine = wasm_embed::engine(guest.settings())?;
-    let module = guest.module(&engine)?;
+    let module = guest.load(&engine)?;
     let mut add = guests::add::Add::new(&module, Host)?;
     add.add_with_extra(1, 2)
 }

@@ -79,7 +79,7 @@ fn main() -> ! {
 fn pulley() -> Result<f32, String> {
     let guest = &guests::coremark_minimal::GUEST;
     let engine = wasm_embed::engine(guest.settings()).map_err(|e| e.to_string())?;
-    let module = guest.module(&engine).map_err(|e| e.to_string())?;
+    let module = guest.load(&engine).map_err(|e| e.to_string())?;
     let mut coremark = guests::coremark_minimal::CoremarkMinimal::new(&module, Clock::new()).map_err(|e| e.to_string())?;
     // The firmware bounds every call with fuel; CoreMark keeps the checks (they are what
     // ships) but runs without a bound.

@@ -93,7 +93,7 @@ fn pulley() -> Result<Row, alloc::string::String> {
     let guest = &guests::speed::GUEST;
     let (loaded, load) = instructions(|| -> Result<_, wasm_embed::Error> {
         let engine = wasm_embed::engine(guest.settings())?;
-        let module = guest.module(&engine)?;
+        let module = guest.load(&engine)?;
         guests::speed::Speed::new(&module, ())
     });
     let mut speed = loaded.map_err(|error| error.to_string())?;

@@ -14,8 +14,7 @@ use alloc::string::String;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use demo_firmware::{exit, guests, heap};
-use wasm_embed::wasmtime::Module;
-use wasm_embed::{Error, Guest, GuestMemory};
+use wasm_embed::{Error, Guest, GuestMemory, GuestModule};
 
 /// The host side of the guests' imports.
 struct Board;
@@ -41,7 +40,7 @@ fn main() -> ! {
     heap::init();
     let before = heap::used();
     let mut after_first = None;
-    let steps: [(&Guest, fn(&Module) -> Result<String, Error>); 8] = [
+    let steps: [(&'static Guest, fn(&GuestModule) -> Result<String, Error>); 8] = [
         (&guests::add::GUEST, add),
         (&guests::log::GUEST, log),
         (&guests::compute::GUEST, compute),
@@ -78,22 +77,28 @@ fn main() -> ! {
 /// Loads `guest` in an engine with just the stack it needs and runs `step`. A guest that
 /// fails prints one line and the demo goes on; a guest that cannot be loaded (a skipped
 /// build, a `.cwasm` from other settings) stops it.
-fn run(guest: &Guest, step: fn(&Module) -> Result<String, Error>) -> Result<(), Error> {
+fn run(guest: &'static Guest, step: fn(&GuestModule) -> Result<String, Error>) -> Result<(), Error> {
     let engine = wasm_embed::engine(guest.settings())?;
-    let module = guest.module(&engine)?;
+    let module = guest.load(&engine)?;
     match step(&module) {
         Ok(result) => hprintln!("{}: {result}", guest.name()),
-        Err(error) => hprintln!("{}: {error}", guest.name()),
+        Err(error) => {
+            hprintln!("{}: {error}", guest.name());
+            // The debug profile's traps carry the guest's stack, with its functions' names.
+            if let Some(backtrace) = error.backtrace() {
+                hprintln!("{backtrace}");
+            }
+        }
     }
     Ok(())
 }
 
-fn add(module: &Module) -> Result<String, Error> {
+fn add(module: &GuestModule) -> Result<String, Error> {
     let sum = guests::add::Add::new(module, Board)?.add_with_extra(1, 2)?;
     Ok(format!("add_with_extra(1, 2) = {sum}"))
 }
 
-fn log(module: &Module) -> Result<String, Error> {
+fn log(module: &GuestModule) -> Result<String, Error> {
     let mut log = guests::log::Log::new(module, Board)?;
     log.hello(7)?;
     // A guest that hands the host a pointer outside its memory gets an error, not the
@@ -104,7 +109,7 @@ fn log(module: &Module) -> Result<String, Error> {
     }
 }
 
-fn compute(module: &Module) -> Result<String, Error> {
+fn compute(module: &GuestModule) -> Result<String, Error> {
     let mut compute = guests::compute::Compute::new(module, ())?;
     let buffer = compute.input_buffer()?;
     let len = TEXT.len() as u32;

@@ -1,9 +1,10 @@
 //! Differential checks of wasm-embed-build's stages. A generated module, limited to what
 //! guests may use (WebAssembly 1.0 with mutable globals, as `wasm32v1-none` emits), goes
-//! through the stages a guest goes through: strip, wasm-opt, the page-size change and
-//! precompilation. The module each stage hands on is run on the host with the same
-//! inputs as the one it was given: every export's results and traps, what the host's
-//! imports were called with, and the final globals, memories and tables must be equal.
+//! through the very stages, in the very order, a guest goes through after it is compiled
+//! (strip, wasm-opt, the page-size change, the stack bound, the bindings and
+//! precompilation). Each module a stage hands on is run on the host with the same inputs
+//! as the one it was given: every export's results and traps, what the host's imports
+//! were called with, and the final globals, memories and tables must be equal.
 //!
 //! `tests/generated_modules.rs` runs it over a fixed set of seeds in `./x test`; the fuzz
 //! target in `fuzz/` runs it over whatever libFuzzer finds (`./x fuzz`).
@@ -12,12 +13,12 @@ use std::fmt;
 use std::path::Path;
 
 use arbitrary::Unstructured;
-use wasm_embed::wasmtime::{
+use wasmtime::{
     Caller, Engine, Linker, Module, Ref, Store, Trap, Val, ValType,
 };
 use wasm_embed::{Settings, Target};
-use wasm_embed_build::pages::{self, Memory};
-use wasm_embed_build::{optimize, precompile, strip};
+use wasm_embed_build::Memory;
+use wasm_embed_build::internal::Staged;
 
 /// Work one instance may do, in loop iterations and calls (wasm-smith's termination
 /// fuel): generated code loops forever as often as not.
@@ -79,7 +80,7 @@ const HOST_IMPORTS: &str = r#"(module
 
 /// The linker's end of data, which the page-size stage relies on (see
 /// [`with_heap_base`]).
-const HEAP_BASE: &str = pages::HEAP_BASE;
+const HEAP_BASE: &str = "__heap_base";
 
 /// A module from `u`: wasm-smith's, made to terminate, and for half of them given a
 /// `__heap_base`, as the compile stage asks the linker for, so the page-size stage
@@ -95,8 +96,19 @@ pub fn generate(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
     module
         .ensure_termination(FUEL)
         .expect("wasm-smith generated every function body itself");
-    let wasm = module.to_bytes();
+    let wasm = with_identifier_names(&module.to_bytes());
     Ok(if u.arbitrary()? { with_heap_base(&wasm) } else { wasm })
+}
+
+/// `wasm` with its exports named `export0`, `export1`...: wasm-smith's names are any
+/// Unicode, which the bindings stage would map onto the same Rust names (a build error,
+/// tested elsewhere); what a module computes does not depend on them.
+fn with_identifier_names(wasm: &[u8]) -> Vec<u8> {
+    let mut module = walrus::Module::from_buffer(wasm).expect("wasm-smith's modules parse");
+    for (index, export) in module.exports.iter_mut().enumerate() {
+        export.name = format!("export{index}");
+    }
+    module.emit_wasm()
 }
 
 /// `wasm` with `__heap_base` exported at the end of its one memory. A linker puts it at
@@ -174,43 +186,41 @@ impl fmt::Display for Difference {
 pub fn check_module(original: &[u8], scratch: &Path, name: &str) -> Result<Outcome, Difference> {
     let settings = settings();
     let engine = wasm_embed::engine(&settings).expect("the device settings make an engine");
-    let failed = |stage, input: &[u8]| {
-        let input = input.to_vec();
-        move |error: wasm_embed_build::Error| Difference {
-            stage,
-            detail: error.to_string(),
-            input,
-        }
-    };
     let reference = observe(&engine, &compile(&engine, original));
-    let stripped = match strip::strip(name, original, false) {
-        // Refusing a module is right only if it could never run.
-        Err(wasm_embed_build::Error::Uninstantiable { .. }) if reference.instantiated.is_err() => {
-            return Ok(Outcome {
-                shape: shape(original, &Memory::None),
-                refused: true,
-                ..Outcome::default()
-            });
-        }
-        stripped => stripped.map_err(failed("strip", original))?,
-    };
-    let optimized = optimize::optimize(name, &stripped, scratch, false).map_err(failed("optimize", &stripped))?;
-    let (paged, memory) = pages::shrink_memory(name, &optimized).map_err(failed("page-size", &optimized))?;
-    let cwasm = precompile::precompile(name, &settings, &paged).map_err(failed("precompile", &paged))?;
-
     let mut outcome = Outcome {
-        shape: shape(original, &memory),
+        instantiated: reference.instantiated.is_ok(),
+        calls: reference.calls.len(),
+        traps: reference.calls.iter().filter(|(_, result)| result.is_err()).count(),
         ..Outcome::default()
     };
-    outcome.instantiated = reference.instantiated.is_ok();
-    outcome.calls = reference.calls.len();
-    outcome.traps = reference.calls.iter().filter(|(_, result)| result.is_err()).count();
-    let mut previous = (original, reference);
-    for (stage, wasm) in [("strip", &stripped), ("optimize", &optimized), ("page-size", &paged)] {
-        if wasm[..] == previous.0[..] {
-            continue;
+    let mut staged = Staged::new(name, original, settings, scratch);
+    let mut previous = (original.to_vec(), reference);
+    while let Some((stage, result)) = staged.next_stage() {
+        match result {
+            Ok(()) => {}
+            // Refusing a module is right only if it could never run.
+            Err(wasm_embed_build::Error::Uninstantiable { .. }) if stage == "strip" && !outcome.instantiated => {
+                outcome.shape = shape(original, &Memory::None);
+                outcome.refused = true;
+                return Ok(outcome);
+            }
+            Err(error) => {
+                return Err(Difference {
+                    stage,
+                    detail: error.to_string(),
+                    input: previous.0,
+                });
+            }
         }
-        let observed = observe(&engine, &compile(&engine, wasm));
+        let observed = match staged.cwasm() {
+            // SAFETY: the precompiler's output, just made by the same Wasmtime.
+            Some(cwasm) => {
+                let loaded = unsafe { Module::deserialize(&engine, cwasm) }.expect("the precompiled module loads");
+                observe(&engine, &loaded)
+            }
+            None if staged.wasm() == &previous.0[..] => continue,
+            None => observe(&engine, &compile(&engine, staged.wasm())),
+        };
         outcome.compared += 1;
         if observed.overflowed() || previous.1.overflowed() {
             outcome.stack_overflow = true;
@@ -220,29 +230,23 @@ pub fn check_module(original: &[u8], scratch: &Path, name: &str) -> Result<Outco
             // binaryen may reorder two instructions that can both trap (Wasm code cannot
             // tell which trap ended it), so after wasm-opt the same call may report
             // another trap; everything else must still match.
-            let reordered_traps = stage == "optimize" && previous.1.without_trap_kinds().difference(&observed.without_trap_kinds()).is_none();
+            let reordered_traps = stage == "optimize"
+                && previous.1.without_trap_kinds().difference(&observed.without_trap_kinds()).is_none();
             if !reordered_traps {
                 return Err(Difference {
                     stage,
                     detail,
-                    input: previous.0.to_vec(),
+                    input: previous.0,
                 });
             }
             outcome.other_trap = true;
         }
-        previous = (wasm, observed);
+        if staged.cwasm().is_some() {
+            break;
+        }
+        previous = (staged.wasm().to_vec(), observed);
     }
-    // SAFETY: the precompiler's output, just made by the same Wasmtime.
-    let loaded = unsafe { Module::deserialize(&engine, &cwasm) }.expect("the precompiled module loads");
-    let observed = observe(&engine, &loaded);
-    outcome.compared += 1;
-    if let Some(detail) = previous.1.difference(&observed) {
-        return Err(Difference {
-            stage: "precompile",
-            detail,
-            input: paged,
-        });
-    }
+    outcome.shape = shape(original, staged.memory());
     Ok(outcome)
 }
 
@@ -413,7 +417,7 @@ fn observe(engine: &Engine, module: &Module) -> Observation {
             l.func_wrap("host", "fail", |mut caller: Caller<'_, Host>, x: i32| {
                 caller.data_mut().log.push(format!("fail {x}"));
                 if x % 2 != 0 {
-                    Err(wasm_embed::wasmtime::Error::msg(format!("host refused {x}")))
+                    Err(wasmtime::Error::msg(format!("host refused {x}")))
                 } else {
                     Ok(x / 2)
                 }
@@ -495,7 +499,7 @@ fn show(value: &Val) -> String {
     }
 }
 
-fn describe(error: &wasm_embed::wasmtime::Error) -> String {
+fn describe(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<Trap>() {
         Some(trap) => format!("trap: {trap}"),
         None => format!("error: {error}"),

@@ -1,4 +1,4 @@
-//! Stage 8: typed Rust bindings for a guest. The functions and their wasm types come
+//! The `bindings` stage: typed Rust bindings for a guest. The functions and their wasm types come
 //! from the guest's final wasm; parameter names and integer signedness come from its
 //! Rust source where the two agree. A skipped build, which has no wasm, takes them from
 //! the source alone, so the firmware still type-checks.
@@ -46,6 +46,9 @@ pub struct Value {
     pub wasm: ValType,
     /// The Rust type the binding uses: `u32`, `i32`, `u64`, `i64`, `f32` or `f64`.
     pub rust: &'static str,
+    /// Whether the guest's source declares it a pointer or reference; `None` when there
+    /// is no source to say (a prebuilt module).
+    pub pointer: Option<bool>,
 }
 
 /// An imported or exported function.
@@ -75,10 +78,12 @@ impl Function {
         format!("({}) -> {results}", list(&self.params))
     }
 
-    /// A host import that can receive guest pointers (wasm32 pointers are `i32`) gets
-    /// the guest's memory, and can fail on a bad one.
+    /// A host import that receives a guest pointer gets the guest's memory, and can fail
+    /// on a bad one: where the guest's source declares a pointer or reference parameter,
+    /// or, without a source to say (a prebuilt module), where any parameter is an `i32`,
+    /// as a wasm32 pointer is.
     fn takes_memory(&self) -> bool {
-        !self.module.is_empty() && self.params.iter().any(|p| p.wasm == ValType::I32)
+        !self.module.is_empty() && self.params.iter().any(|p| p.pointer.unwrap_or(p.wasm == ValType::I32))
     }
 }
 
@@ -199,6 +204,7 @@ fn function(guest: &str, module: &str, name: &str, ty: &wasmparser::FuncType) ->
             name: None,
             wasm,
             rust: wasm.rust(),
+            pointer: None,
         })
     };
     Ok(Function {
@@ -311,14 +317,15 @@ fn from_signature(module: String, name: String, sig: &syn::Signature) -> Option<
             syn::Pat::Ident(ident) => ident.ident.to_string(),
             _ => format!("arg{index}"),
         };
-        params.push(Value { name: Some(name), wasm, rust });
+        let pointer = Some(matches!(*arg.ty, syn::Type::Ptr(_) | syn::Type::Reference(_)));
+        params.push(Value { name: Some(name), wasm, rust, pointer });
     }
     let results = match &sig.output {
         syn::ReturnType::Default => Vec::new(),
         syn::ReturnType::Type(_, ty) if matches!(**ty, syn::Type::Never(_)) => Vec::new(),
         syn::ReturnType::Type(_, ty) => {
             let (wasm, rust) = rust_value(ty)?;
-            vec![Value { name: None, wasm, rust }]
+            vec![Value { name: None, wasm, rust, pointer: Some(false) }]
         }
     };
     Some(Function {
@@ -368,8 +375,11 @@ pub fn merge(wasm: Interface, source: &Interface) -> Interface {
 
 /// Names the generated items use, which a generated name must not take.
 const TAKEN: [&str; 11] = [
-    "Caller", "Context", "Error", "Func", "GuestFunc", "GuestInstance", "GuestMemory", "Module", "GUEST", "CWASM", "WASM",
+    "Caller", "Context", "Error", "Func", "GuestFunc", "GuestInstance", "GuestMemory", "GuestModule", "GUEST", "CWASM", "WASM",
 ];
+
+/// The handle's own methods, which an export's method must not take (it gets a `_`).
+const HANDLE_METHODS: [&str; 5] = ["new", "host", "host_mut", "memory", "set_fuel_per_call"];
 
 /// The Rust code that goes inside the guest's module: one trait per import module and
 /// the guest's typed handle.
@@ -431,14 +441,14 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
     let mut sorted: Vec<&Function> = interface.exports.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let exports: Vec<(String, &Function)> = {
-        let mut used: Vec<String> = vec!["new".to_owned()];
+        let mut used: Vec<String> = HANDLE_METHODS.iter().map(|m| m.to_string()).collect();
         sorted.into_iter().map(|f| (unique(method_name(&f.name), "_", &mut used), f)).collect()
     };
     let _ = writeln!(
         code,
         "    /// Guest `{guest}`, instantiated with the host `H` that serves its imports, in a store\n    \
-         /// of its own; dropping it frees all of the guest's memory. [`GuestInstance`]'s methods\n    \
-         /// (`host`, `memory`, `set_fuel_per_call`) work on it too.\n    \
+         /// of its own: its methods are the guest's exports. Dropping it frees all of the\n    \
+         /// guest's memory.\n    \
          pub struct {handle}<H: 'static> {{\n        \
          instance: GuestInstance<H>,"
     );
@@ -449,13 +459,13 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
         code,
         "    }}\n\n    \
          impl<H: {bounds}'static> {handle}<H> {{\n        \
-         /// Instantiates guest `{guest}` from its `module` (load it once, with\n        \
-         /// `GUEST.module(&engine)`), with `host` serving its imports.\n        \
-         pub fn new(module: &Module, host: H) -> Result<Self, Error> {{"
+         /// Instantiates guest `{guest}` from its module (`GUEST.load(&engine)`), with `host`\n        \
+         /// serving its imports.\n        \
+         pub fn new(module: &GuestModule, host: H) -> Result<Self, Error> {{"
     );
     if interface.imports.is_empty() {
         code.push_str(
-            "            let imports = |_: &mut _| -> [::wasm_embed::wasmtime::Extern; 0] { [] };\n            \
+            "            let imports = |_: &mut _| -> [::wasm_embed::__private::wasmtime::Extern; 0] { [] };\n            \
              let mut instance = GuestInstance::new(&GUEST, module, host, imports)?;\n",
         );
     } else {
@@ -469,8 +479,8 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
             let head = format!("Func::wrap(&mut *store, |mut caller: Caller<'_, Context<H>>{closure_params}| {{");
             let body = if f.takes_memory() {
                 format!(
-                    "let (memory, host) = ::wasm_embed::memory_and_host(&mut caller);\n\
-                     <H as {trait_name}>::{method}(host, memory{args}).map_err(::wasm_embed::wasmtime::Error::new)"
+                    "let (memory, host) = ::wasm_embed::__private::memory_and_host(&mut caller);\n\
+                     <H as {trait_name}>::{method}(host, memory{args}).map_err(::wasm_embed::__private::wasmtime::Error::new)"
                 )
             } else {
                 format!("<H as {trait_name}>::{method}(caller.data_mut().host(){args})")
@@ -495,27 +505,26 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
             1 => names[0].clone(),
             _ => format!("({})", names.join(", ")),
         };
-        let _ = writeln!(
-            code,
-            "\n        /// Calls export `{}`, wasm type `{}`.",
-            f.name,
-            f.wasm_signature()
-        );
-        let signature = format!(
-            "        pub fn {method}(&mut self{params}) -> Result<{}, Error> {{",
-            rust_results(f)
-        );
+        let _ = writeln!(code, "\n        /// Calls export `{}`, wasm type `{}`.", f.name, f.wasm_signature());
+        let signature = format!("        pub fn {method}(&mut self{params}) -> Result<{}, Error> {{", rust_results(f));
         code.push_str(&wrap_signature(&signature));
         let _ = writeln!(code, "\n            self.instance.call(&self.{method}, {args})\n        }}");
     }
     let _ = write!(
         code,
         "    }}\n\n    \
-         impl<H> ::core::ops::Deref for {handle}<H> {{\n        \
-         type Target = GuestInstance<H>;\n\n        \
-         fn deref(&self) -> &GuestInstance<H> {{\n            &self.instance\n        }}\n    }}\n\n    \
-         impl<H> ::core::ops::DerefMut for {handle}<H> {{\n        \
-         fn deref_mut(&mut self) -> &mut GuestInstance<H> {{\n            &mut self.instance\n        }}\n    }}\n"
+         impl<H: 'static> {handle}<H> {{\n        \
+         /// The host that serves the guest's imports.\n        \
+         pub fn host(&self) -> &H {{\n            self.instance.host()\n        }}\n\n        \
+         /// The host that serves the guest's imports.\n        \
+         pub fn host_mut(&mut self) -> &mut H {{\n            self.instance.host_mut()\n        }}\n\n        \
+         /// The guest's memory, bounds-checked: write the guest's input at a pointer it gives,\n        \
+         /// or read its output.\n        \
+         pub fn memory(&mut self) -> GuestMemory<'_> {{\n            self.instance.memory()\n        }}\n\n        \
+         /// Changes the fuel each later call may burn (`None`: unbounded); an error if the build\n        \
+         /// compiled no fuel checks (`Builder::fuel` in build.rs).\n        \
+         pub fn set_fuel_per_call(&mut self, fuel: Option<u64>) -> Result<(), Error> {{\n            \
+         self.instance.set_fuel_per_call(fuel)\n        }}\n    }}\n"
     );
     code
 }
@@ -523,31 +532,22 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
 /// The `use` lines the bindings need, so that the generated code has no unused import.
 pub fn uses(interface: &Interface) -> String {
     let imports = !interface.imports.is_empty();
-    let wasmtime: Vec<&str> = [("Caller", imports), ("Func", imports), ("Module", true)]
-        .into_iter()
-        .filter_map(|(name, used)| used.then_some(name))
-        .collect();
-    let runtime: Vec<&str> = [
-        ("Context", imports),
-        ("Error", true),
-        ("GuestFunc", !interface.exports.is_empty()),
-        ("GuestInstance", true),
-        ("GuestMemory", interface.imports.iter().any(Function::takes_memory)),
-    ]
-    .into_iter()
-    .filter_map(|(name, used)| used.then_some(name))
-    .collect();
+    let select = |names: &[(&'static str, bool)]| -> Vec<&'static str> {
+        names.iter().filter_map(|&(name, used)| used.then_some(name)).collect()
+    };
     let list = |names: &[&str]| match names {
         [one] => one.to_string(),
         _ => format!("{{{}}}", names.join(", ")),
     };
-    format!(
-        "    use ::wasm_embed::wasmtime::{};
-    use ::wasm_embed::{};
-",
-        list(&wasmtime),
-        list(&runtime)
-    )
+    let mut lines = String::new();
+    let wasmtime = select(&[("Caller", imports), ("Func", imports)]);
+    if !wasmtime.is_empty() {
+        let _ = writeln!(lines, "    use ::wasm_embed::__private::wasmtime::{};", list(&wasmtime));
+    }
+    let private = select(&[("Context", imports), ("GuestFunc", !interface.exports.is_empty()), ("GuestInstance", true)]);
+    let _ = writeln!(lines, "    use ::wasm_embed::__private::{};", list(&private));
+    let _ = writeln!(lines, "    use ::wasm_embed::{{Error, GuestMemory, GuestModule}};");
+    lines
 }
 
 /// Breaks a one-line signature ending in `;` or ` {` over lines, one parameter each,

@@ -1,4 +1,4 @@
-//! Stage 2: build a guest crate for `wasm32v1-none` with a nested `cargo build`, or read
+//! The `compile` stage: build a guest crate for `wasm32v1-none` with a nested `cargo build`, or read
 //! a prebuilt `.wasm`; either way, check the wasm is what the firmware's engine runs.
 
 use std::io::{BufRead, BufReader, Write};
@@ -374,12 +374,17 @@ fn toml_string(path: &Path) -> String {
     format!("{:?}", path.to_string_lossy())
 }
 
-/// The terminal the user watches the outer build on, unless `WASM_EMBED_PROGRESS=0`.
-fn progress_terminal() -> Option<std::fs::File> {
+/// Where the inner build's progress goes, unless `WASM_EMBED_PROGRESS=0`: the terminal
+/// the user watches the outer build on; without one (CI, an IDE), the build script's
+/// stderr, which Cargo streams as it comes with `cargo build -vv`.
+fn progress_terminal() -> Option<Box<dyn Write + Send>> {
     if crate::cargo::var("WASM_EMBED_PROGRESS").is_some_and(|v| v == "0") {
         return None;
     }
-    std::fs::OpenOptions::new().write(true).open("/dev/tty").ok()
+    match std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        Ok(terminal) => Some(Box::new(terminal)),
+        Err(_) => Some(Box::new(std::io::stderr())),
+    }
 }
 
 /// A line of the inner cargo's progress as the user sees it beside the outer build's,
@@ -444,6 +449,77 @@ fn split_rule(line: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scratch space for these tests, inside the clone (unit tests have no
+    /// `CARGO_TARGET_TMPDIR`).
+    fn scratch() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/tmp/compile"))
+    }
+
+    /// A `rustc` that is `toolchain`'s real one but reports an empty sysroot named
+    /// `name`, as a toolchain without rust-src or the wasm target would look.
+    fn rustc_without_components(toolchain: &str, name: &str) -> PathBuf {
+        let real = Command::new("rustup").args(["which", "rustc", "--toolchain", toolchain]).output().unwrap();
+        assert!(real.status.success(), "{real:?}");
+        let dir = scratch().join(format!("fake-{name}"));
+        let sysroot = dir.join(name);
+        std::fs::create_dir_all(sysroot.join("lib/rustlib")).unwrap();
+        let script = dir.join("rustc");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nif [ \"$*\" = \"--print sysroot\" ]; then echo {:?}; else exec {:?} \"$@\"; fi\n",
+                sysroot.display().to_string(),
+                String::from_utf8_lossy(&real.stdout).trim()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[test]
+    fn a_toolchain_without_rust_src_or_the_wasm_target_says_what_to_add() {
+        let pinned = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rust-toolchain.toml")).unwrap();
+        let nightly = pinned.split('"').nth(1).unwrap();
+        let rustc = rustc_without_components(nightly, "nightly-without-src");
+        let error = Toolchain::find("cargo".into(), rustc).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "guests cannot be built: the toolchain lacks the `rust-src` component, which build-std compiles `core` \
+             for the guest from; install it: rustup component add rust-src --toolchain nightly-without-src"
+        );
+        let rustc = rustc_without_components("stable", "stable-without-wasm");
+        let error = Toolchain::find("cargo".into(), rustc).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "guests cannot be built: the toolchain lacks the prebuilt `wasm32v1-none` standard library; \
+             install it: rustup target add wasm32v1-none --toolchain stable-without-wasm"
+        );
+    }
+
+    #[test]
+    fn the_outer_builds_locked_flag_reaches_the_guests_build() {
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let fixture = base.join("tests/fixtures/unlocked");
+        let located = crate::locate::locate(fixture.to_str().unwrap(), &base).unwrap();
+        let guest = located.krate().unwrap().clone();
+        let flags = cargo_flags(&["cargo".into(), "build".into(), "--locked".into()], None);
+        assert_eq!(flags, ["--locked"]);
+        let options = CompileOptions {
+            toolchain: Toolchain::current().unwrap(),
+            cargo_flags: flags,
+            target_dir: scratch().join("guests"),
+            stack_size: 4096,
+            initial_memory: 65536,
+            keep_names: false,
+        };
+        let error = compile(&[guest], &options).unwrap_err().to_string();
+        assert!(error.starts_with("guest `unlocked` did not compile for wasm32v1-none:"), "{error}");
+        assert!(error.contains("--locked was passed"), "{error}");
+        assert!(!fixture.join("Cargo.lock").exists());
+    }
 
     #[test]
     fn dep_info_keeps_escaped_spaces_and_ignores_later_rules() {

@@ -1,57 +1,26 @@
-//! Stage 6: write the `.cwasm` files and the Rust module that embeds them.
+//! Write the `.cwasm` files and the Rust module that embeds them, with each guest's
+//! typed bindings.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use wasm_embed::Settings;
 
 use crate::Error;
+use crate::files::write_if_changed;
+use crate::locate::Source;
+use crate::pipeline::Guest;
 
 /// The file name of the emitted module in `OUT_DIR` (see `wasm_embed::include_guests!`).
 pub const MODULE_FILE: &str = "wasm-embed-guests.rs";
-
-/// Bytes of a guest's wasm after each stage, and of its `.cwasm`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sizes {
-    pub compiled: usize,
-    pub stripped: usize,
-    pub optimized: usize,
-    pub cwasm: usize,
-}
-
-/// A built guest's two forms.
-#[derive(Clone, Debug)]
-pub struct Images {
-    /// The wasm after every stage, for another runtime or a check (the speed benchmark
-    /// hands it to wasmi).
-    pub wasm: Vec<u8>,
-    /// What Wasmtime runs: the wasm precompiled for the firmware's settings.
-    pub cwasm: Vec<u8>,
-}
-
-/// One guest, ready to embed.
-#[derive(Clone, Debug)]
-pub struct Precompiled {
-    /// The guest's library name, which names its module.
-    pub name: String,
-    /// Where the guest came from, for the doc comment (`built from ...`).
-    pub origin: String,
-    /// `None` when the build skipped the guest.
-    pub images: Option<Images>,
-    pub sizes: Sizes,
-    /// The Pulley stack this guest needs in an engine of its own.
-    pub max_wasm_stack: usize,
-    /// What it imports and exports, for its typed bindings.
-    pub interface: crate::bindings::Interface,
-}
 
 /// Writes `<name>.cwasm` and `<name>.wasm` for each guest and the module that includes
 /// them (a firmware that never names a guest's `WASM` links none of it); returns the
 /// module's path. Files whose content is unchanged are not rewritten, so the firmware
 /// is not recompiled for a guest that came out the same.
-pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Result<PathBuf, Error> {
+pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest]) -> Result<PathBuf, Error> {
     let mut module = String::new();
     let _ = writeln!(
         module,
@@ -61,22 +30,23 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
         settings.to_rust()
     );
     for guest in guests {
-        let name = &guest.name;
-        let stack = guest.max_wasm_stack;
-        let image = match &guest.images {
-            Some(images) => {
+        let name = guest.name();
+        let stack = guest.pulley_stack;
+        let image = match &guest.cwasm {
+            Some(bytes) => {
                 let cwasm = out_dir.join(format!("{name}.cwasm"));
-                write_if_changed(&cwasm, &images.cwasm)?;
+                write_if_changed(&cwasm, bytes)?;
                 let wasm = out_dir.join(format!("{name}.wasm"));
-                write_if_changed(&wasm, &images.wasm)?;
+                write_if_changed(&wasm, &guest.wasm)?;
                 format!(
-                    r#"static CWASM: &::wasm_embed::Aligned<[u8]> = &::wasm_embed::Aligned(*include_bytes!({cwasm:?}));
+                    r#"static CWASM: &::wasm_embed::__private::Aligned<[u8]> = &::wasm_embed::__private::Aligned(*include_bytes!({cwasm:?}));
 
     /// The guest's wasm after every build stage, the module its `.cwasm` was compiled
     /// from: for running it under another runtime. Not linked unless used.
     pub static WASM: &[u8] = include_bytes!({wasm:?});
 
-    /// The precompiled guest, run in place from flash. An engine made from its settings
+    /// The precompiled guest, run in place from flash: load it once with
+    /// `GUEST.load(&engine)`. An engine made from its settings
     /// (`wasm_embed::engine(GUEST.settings())`) gives it only the Pulley stack it needs.
     /// (`Guest::new` is sound here: the bytes are the pinned Wasmtime's
     /// `Engine::precompile_module` output, made by wasm-embed-build for these settings,
@@ -85,7 +55,7 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
         ::wasm_embed::Guest::new({name:?}, &CWASM.0, ::wasm_embed::Settings {{ max_wasm_stack: {stack}, ..super::SETTINGS }})
     }}
     .with_checksum({crc:#010x});"#,
-                    crc = wasm_embed::crc32(&images.cwasm)
+                    crc = wasm_embed::__private::crc32(bytes)
                 )
             }
             None => format!(
@@ -95,7 +65,7 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Precompiled]) -> Resu
                  pub static WASM: &[u8] = &[];"
             ),
         };
-        let Sizes {
+        let crate::Sizes {
             compiled,
             stripped,
             optimized,
@@ -113,7 +83,7 @@ pub mod {name} {{
 
     /// Bytes of the guest after each build stage.
     pub mod size {{
-        /// The `.wasm` rustc produced.
+        /// The wasm its toolchain produced (a prebuilt guest: the file).
         pub const COMPILED: usize = {compiled};
         /// After custom sections were removed.
         pub const STRIPPED: usize = {stripped};
@@ -126,7 +96,10 @@ pub mod {name} {{
 {bindings}}}
 
 "#,
-            origin = guest.origin,
+            origin = match &guest.located.source {
+                Source::Crate(krate) => format!("built from `{}`", krate.manifest_path.display()),
+                Source::Wasm(path) => format!("prebuilt, from `{}`", path.display()),
+            },
         );
     }
     let path = out_dir.join(MODULE_FILE);
@@ -156,11 +129,4 @@ fn format(module: &str) -> String {
         (Ok(Ok(())), Ok(output)) if output.status.success() => String::from_utf8(output.stdout).unwrap_or(module),
         _ => module,
     }
-}
-
-pub(crate) fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    if std::fs::read(path).is_ok_and(|old| old == contents) {
-        return Ok(());
-    }
-    std::fs::write(path, contents).map_err(crate::error::io(path))
 }

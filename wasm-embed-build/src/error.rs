@@ -5,6 +5,7 @@ use std::path::PathBuf;
 /// naming the cause and the fix (plus rustc's own messages when a guest does not
 /// compile).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// An environment variable that only Cargo sets is missing: the builder runs outside
     /// a build script without having been told where to write.
@@ -47,7 +48,7 @@ pub enum Error {
     /// binaryen's wasm-opt failed.
     Optimize { guest: String, message: String },
     /// Wasmtime refused to precompile the guest.
-    Precompile { guest: String, source: wasm_embed::wasmtime::Error },
+    Precompile { guest: String, message: String },
     /// A guest can use more Pulley stack than `Builder::max_wasm_stack` gives it.
     StackTooSmall { guest: String, needs: usize, given: usize },
     /// The firmware's target has a pointer width that Pulley does not support.
@@ -150,9 +151,9 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}`: wasm-opt failed: {message}; build without the `wasm-opt` feature of wasm-embed-build to skip it"
             ),
-            Error::Precompile { guest, source } => write!(
+            Error::Precompile { guest, message } => write!(
                 f,
-                "guest `{guest}`: Wasmtime could not precompile it: {source:#}; this is a bug in \
+                "guest `{guest}`: Wasmtime could not precompile it: {message}; this is a bug in \
                  wasm-embed-build or Wasmtime, since the guest passed validation: please report it"
             ),
             Error::StackTooSmall { guest, needs, given } => write!(

@@ -1,4 +1,4 @@
-//! Stage 1: find a guest: a crate (checked to build a `.wasm`) or a prebuilt `.wasm`
+//! The `locate` stage: find a guest: a crate (checked to build a `.wasm`) or a prebuilt `.wasm`
 //! file.
 
 use std::path::{Path, PathBuf};
@@ -126,7 +126,8 @@ fn guest_crate(package: &Package, metadata: &Metadata) -> Result<GuestCrate, Err
         .iter()
         .find(|t| t.is_kind(TargetKind::CDyLib))
         .ok_or_else(|| Error::NotCdylib {
-            guest: package.name.to_string(),
+            // The name the guest's module would have had, as every other message uses.
+            guest: package.name.replace('-', "_"),
             manifest: package.manifest_path.clone().into(),
         })?;
     Ok(GuestCrate {

@@ -1,4 +1,4 @@
-//! Stage 4: binaryen's `wasm-opt -Oz`, which shrinks what rustc and LLVM leave behind.
+//! The `optimize` stage: binaryen's `wasm-opt -Oz`, which shrinks what rustc and LLVM leave behind.
 
 use std::path::Path;
 

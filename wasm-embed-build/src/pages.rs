@@ -1,4 +1,4 @@
-//! Stage 5: give the guest's linear memory a 1-byte page size (the custom-page-sizes
+//! The `pages` stage: give the guest's linear memory a 1-byte page size (the custom-page-sizes
 //! proposal) and exactly the bytes its stack and static data need, instead of whole
 //! 64 KiB pages, which the firmware would otherwise allocate from its heap.
 //!

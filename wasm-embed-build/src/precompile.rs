@@ -1,12 +1,29 @@
-//! Stage 5: compile the wasm ahead of time into the `.cwasm` the firmware runs.
+//! Compile the guest's final wasm ahead of time into the `.cwasm` the firmware runs,
+//! with the one Wasmtime configuration both sides use.
 
 use wasm_embed::Settings;
 
 use crate::Error;
 
 pub fn precompile(guest: &str, settings: &Settings, wasm: &[u8]) -> Result<Vec<u8>, Error> {
-    wasm_embed::precompile(settings, wasm).map_err(|source| Error::Precompile {
+    wasm_embed::precompile(settings, wasm).map_err(|e| Error::Precompile {
         guest: guest.to_owned(),
-        source,
+        message: format!("{e:#}"),
     })
+}
+
+/// What a precompiled artifact of `wasm` depends on: its bytes, the settings, Wasmtime's
+/// version and configuration (its compatibility hash), and this library's own code,
+/// through the modification time of the build script's binary, which Cargo relinks
+/// whenever any of it changes. A build compares the key in full with the last one's.
+pub(crate) fn key(wasm: &[u8], settings: &Settings) -> Vec<u8> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    if let Ok(engine) = wasm_embed::engine(settings) {
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+    }
+    let binary = std::env::current_exe().and_then(std::fs::metadata).and_then(|m| m.modified());
+    let mut key = format!("{settings:?} {:x} {binary:?}\n", hasher.finish()).into_bytes();
+    key.extend_from_slice(wasm);
+    key
 }

@@ -1,19 +1,20 @@
-//! Stage 7: a machine-readable account of what the pipeline produced, written beside the
-//! module as `wasm-embed-report.json`, for size tracking and the repo's size report.
+//! Part of `emit`: a machine-readable account of what the pipeline produced, written
+//! beside the module as `wasm-embed-report.json`, for tracking sizes across builds.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use wasm_embed::Settings;
 
-use crate::emit::write_if_changed;
+use crate::Error;
+use crate::files::write_if_changed;
 use crate::pages::Memory;
-use crate::{BuiltGuest, Error};
+use crate::pipeline::Guest;
 
 /// The file name of the report in the output directory.
 pub const REPORT_FILE: &str = "wasm-embed-report.json";
 
-pub fn report(out_dir: &Path, settings: &Settings, guests: &[BuiltGuest]) -> Result<PathBuf, Error> {
+pub fn report(out_dir: &Path, settings: &Settings, guests: &[&Guest]) -> Result<PathBuf, Error> {
     let guests: Vec<Value> = guests
         .iter()
         .map(|guest| {
@@ -23,7 +24,7 @@ pub fn report(out_dir: &Path, settings: &Settings, guests: &[BuiltGuest]) -> Res
                 Memory::Standard { .. } => ("64 KiB pages", None),
             };
             json!({
-                "name": guest.name,
+                "name": guest.name(),
                 "wasm_compiled": guest.sizes.compiled,
                 "wasm_stripped": guest.sizes.stripped,
                 "wasm_optimized": guest.sizes.optimized,

@@ -1,4 +1,4 @@
-//! Stage 6: how many bytes of Pulley stack a call into the guest can use at most, so the
+//! The `stack` stage: how many bytes of Pulley stack a call into the guest can use at most, so the
 //! firmware allocates exactly that instead of a guess (Pulley allocates the whole stack
 //! from the heap when a store is made).
 //!

@@ -1,4 +1,4 @@
-//! Stage 3: drop custom sections (`producers`, `target_features`, DWARF, and `name`
+//! The `strip` stage: drop custom sections (`producers`, `target_features`, DWARF, and `name`
 //! unless names are kept). Wasmtime ignores them at run time, but they would ride along
 //! into the `.cwasm`.
 

@@ -81,7 +81,7 @@ fn demo_firmware_runs_every_guest_in_qemu_survives_the_misbehaving_ones_and_exit
     assert!(output.status.success(), "Cortex-M3 firmware failed: {m3}\n{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(m3, stdout, "the Cortex-M3 printed other lines than the Cortex-M4");
 
-    // Seed 001's firmware, the one the size report measures, is the `add` example.
+    // The add example, the firmware the size report measures.
     let output = cargo_in(&demo, &["run", "--release", "--example", "add"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
@@ -273,7 +273,7 @@ fn firmware_build_fails_with_one_clear_line_for_a_guest_that_is_not_a_cdylib() {
     let stderr = build_firmware_with_guest("not-cdylib-guest", fixture.to_str().unwrap());
     let line = stderr
         .lines()
-        .find(|l| l.starts_with("error: not-cdylib-guest@0.1.0: guest `not-cdylib` is not a cdylib"))
+        .find(|l| l.starts_with("error: not-cdylib-guest@0.1.0: guest `not_cdylib` is not a cdylib"))
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(line.contains("add `[lib] crate-type = [\"cdylib\"]` to"), "{line}");
 }
@@ -321,12 +321,11 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
         "    heap::init();\n    \
          let guest = &guests::blink::GUEST;\n    \
          let engine = wasm_embed::engine(guest.settings()).unwrap();\n    \
-         let module = guest.module(&engine).unwrap();\n    \
+         let module = guest.load(&engine).unwrap();\n    \
          guests::blink::Blink::new(&module, Board).unwrap().blink(2).unwrap();\n",
     ) + "\nimpl guests::blink::Led for Board {\n    \
-         fn set_led(&mut self, _memory: GuestMemory<'_>, on: u32) -> Result<(), Error> {\n        \
-         hprintln!(\"led {}\", if on == 1 { \"on\" } else { \"off\" });\n        \
-         Ok(())\n    }\n}\n";
+         fn set_led(&mut self, on: u32) {\n        \
+         hprintln!(\"led {}\", if on == 1 { \"on\" } else { \"off\" });\n    }\n}\n";
     std::fs::write(&main, text).unwrap();
     let output = cargo_in(&copy, &["run", "--release"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -359,7 +358,7 @@ fn a_prebuilt_wasm_listed_in_the_manifest_runs_in_qemu_and_a_new_file_rebuilds_i
         "    heap::init();\n    \
          let guest = &guests::answer::GUEST;\n    \
          let engine = wasm_embed::engine(guest.settings()).unwrap();\n    \
-         let module = guest.module(&engine).unwrap();\n    \
+         let module = guest.load(&engine).unwrap();\n    \
          hprintln!(\"answer: {}\", guests::answer::Answer::new(&module, Board).unwrap().answer().unwrap());\n",
     ) + "\nimpl guests::answer::Env for Board {\n    \
          fn scale(&mut self, _memory: GuestMemory<'_>, value: u32) -> Result<u32, Error> {\n        \
@@ -375,6 +374,52 @@ fn a_prebuilt_wasm_listed_in_the_manifest_runs_in_qemu_and_a_new_file_rebuilds_i
     // Cargo watches the file: a new one is built into the next image.
     std::fs::write(copy.join("vendor/answer.wasm"), module(50)).unwrap();
     run("answer: 100");
+}
+
+/// The files README.md lists for a firmware and its guest: every fenced block whose info
+/// string names one (```toml title="my-firmware/Cargo.toml"), as (path, text).
+fn readme_files() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let mut files = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        let Some(title) = line.strip_prefix("```").and_then(|info| info.split_once(" title=\"")).map(|(_, t)| t) else {
+            continue;
+        };
+        let path = title.trim_end_matches('"').to_owned();
+        let text: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+        files.push((path, text.join("\n") + "\n"));
+    }
+    files
+}
+
+#[test]
+fn the_firmware_in_the_readme_builds_and_runs_in_qemu_as_written() {
+    let dir = common::out_dir("readme-firmware");
+    let files = readme_files();
+    let paths: Vec<&str> = files.iter().map(|(path, _)| path.as_str()).collect();
+    for expected in ["my-guest/Cargo.toml", "my-guest/src/lib.rs", "my-firmware/Cargo.toml", "my-firmware/build.rs", "my-firmware/src/main.rs"] {
+        assert!(paths.contains(&expected), "README shows no {expected}: {paths:?}");
+    }
+    for (path, text) in &files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        // Where the reader cloned this repository.
+        std::fs::write(&file, text.replace("path/to/wasm-embed", &common::repo().display().to_string())).unwrap();
+    }
+    // The demo's versions of the crates both firmwares use, so that this build shares the
+    // demo's compiled Wasmtime, Cranelift and binaryen instead of building the newest
+    // releases once more (Cargo drops the entries this firmware does not need).
+    std::fs::copy(common::repo().join("demo-firmware/Cargo.lock"), dir.join("my-firmware/Cargo.lock")).unwrap();
+    let output = cargo_in(&dir.join("my-firmware"), &["run", "--release"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    // What README says it prints.
+    assert_eq!(stdout, "guest says: checksum computed\nchecksum = 0x906e\n");
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    assert!(readme.contains("prints\n\n```\nguest says: checksum computed\nchecksum = 0x906e\n```"), "README shows other output");
+    // As README says, the guest, a workspace of its own, gets its lock file.
+    assert!(dir.join("my-guest/Cargo.lock").is_file());
 }
 
 #[test]

@@ -1,51 +1,32 @@
 use core::fmt;
 
 /// Why a guest could not be loaded or run. Each variant's `Display` is one line that
-/// names the cause and what to do about it.
+/// names the guest, the cause and what to do about it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// Wasmtime refused the configuration (a wasm-embed bug, or a Wasmtime built with
     /// Cargo features this configuration cannot use).
     Engine(wasmtime::Error),
     /// The `.cwasm` was made with other settings or another Wasmtime version.
-    Incompatible {
-        guest: &'static str,
-        cause: wasmtime::Error,
-    },
+    Incompatible { guest: &'static str, cause: wasmtime::Error },
     /// The `.cwasm` in flash is not the one the build made: its CRC-32 differs.
-    Corrupt {
-        guest: &'static str,
-        expected: u32,
-        found: u32,
-    },
+    Corrupt { guest: &'static str, expected: u32, found: u32 },
     /// The build skipped the guest, so there is nothing to run.
     NotBuilt { guest: &'static str },
-    /// Instantiation failed: a missing import, or not enough memory for the guest.
-    Instantiate {
-        guest: &'static str,
-        cause: wasmtime::Error,
-    },
+    /// The guest is loaded already: share its module instead.
+    AlreadyLoaded { guest: &'static str },
+    /// A guest's handle was given the module of another guest.
+    OtherGuest { guest: &'static str, module: &'static str },
+    /// Instantiation failed: not enough memory for the guest, or a missing import.
+    Instantiate { guest: &'static str, cause: wasmtime::Error },
     /// The guest has no export of that name and type.
-    Export {
-        guest: &'static str,
-        name: &'static str,
-        cause: wasmtime::Error,
-    },
+    Export { guest: &'static str, name: &'static str, cause: wasmtime::Error },
     /// The guest trapped (or a host function failed) during a call. The store stays
     /// usable, and the rest of the firmware is unaffected.
-    Call {
-        guest: &'static str,
-        function: &'static str,
-        fault: Fault,
-        cause: wasmtime::Error,
-    },
+    Call { guest: &'static str, function: &'static str, fault: Fault, cause: wasmtime::Error },
     /// A guest handed a host import a buffer that is not inside its memory.
-    BadPointer {
-        guest: &'static str,
-        ptr: u32,
-        len: u32,
-        memory: usize,
-    },
+    BadPointer { guest: &'static str, ptr: u32, len: u32, memory: usize },
     /// A guest handed a host import text that is not UTF-8.
     NotUtf8 { guest: &'static str, ptr: u32, len: u32 },
     /// Fuel was asked of a build that compiled no fuel checks.
@@ -73,7 +54,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    fn of(cause: &wasmtime::Error) -> Fault {
+    pub(crate) fn of(cause: &wasmtime::Error) -> Fault {
         match cause.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
             Some(wasmtime::Trap::MemoryOutOfBounds) => Fault::OutOfBounds,
@@ -88,13 +69,20 @@ impl Fault {
 }
 
 impl Error {
-    /// A failed call of `guest`'s export `function`, classified.
-    pub(crate) fn call(guest: &'static str, function: &'static str, cause: wasmtime::Error) -> Error {
-        Error::Call {
-            guest,
-            function,
-            fault: Fault::of(&cause),
-            cause,
+    /// What went wrong in a failed call; `None` for any other error.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            Error::Call { fault, .. } => Some(*fault),
+            _ => None,
+        }
+    }
+
+    /// The guest's stack at the trap, with its functions' names: only a build with the
+    /// debug profile (`Builder::profile(Profile::Debug)`) collects one.
+    pub fn backtrace(&self) -> Option<&wasmtime::WasmBacktrace> {
+        match self {
+            Error::Call { cause, .. } => cause.downcast_ref(),
+            _ => None,
         }
     }
 }
@@ -122,13 +110,20 @@ impl fmt::Display for Error {
                 "guest `{guest}` was not built: its build was skipped (WASM_EMBED_SKIP, rust-analyzer or clippy); \
                  build the firmware with `cargo build` and WASM_EMBED_SKIP unset"
             ),
-            Error::Instantiate { guest, cause } => {
-                write!(
-                    f,
-                    "guest `{guest}` could not be instantiated: {cause:#}; give each of its imports, \
-                     in the order the guest declares them, and leave heap for its memory and Pulley stack"
-                )
-            }
+            Error::AlreadyLoaded { guest } => write!(
+                f,
+                "guest `{guest}` is loaded already, and Wasmtime cannot run two modules from the same flash \
+                 bytes at once; clone the GuestModule you have, or drop it (and its handles) before loading again"
+            ),
+            Error::OtherGuest { guest, module } => write!(
+                f,
+                "guest `{guest}`'s handle was given guest `{module}`'s module; load guests::{guest}::GUEST for it"
+            ),
+            Error::Instantiate { guest, cause } => write!(
+                f,
+                "guest `{guest}` could not be instantiated: {}; leave heap for its memory and Pulley stack",
+                OneLine(cause)
+            ),
             Error::Export { guest, name, cause } => write!(
                 f,
                 "guest `{guest}` has no usable export `{name}`: {cause}; \
@@ -165,13 +160,8 @@ impl fmt::Display for Error {
                         "trapped in `{function}` after memory.grow from {size} to {requested} bytes was \
                          refused: a guest's memory is fixed at build time; make it allocate statically"
                     ),
-                    Fault::Import => write!(f, "failed in `{function}`: its import failed: {cause:#}"),
-                    Fault::Other => write!(f, "failed in `{function}`: {cause:#}"),
-                }?;
-                // The debug profile collects a backtrace that names the guest's functions.
-                match cause.downcast_ref::<wasmtime::WasmBacktrace>() {
-                    Some(backtrace) if *fault != Fault::Other => write!(f, "\n{backtrace}"),
-                    _ => Ok(()),
+                    Fault::Import => write!(f, "failed in `{function}`: its import failed: {}", OneLine(cause)),
+                    Fault::Other => write!(f, "failed in `{function}`: {}", OneLine(cause)),
                 }
             }
             Error::BadPointer {
@@ -186,7 +176,8 @@ impl fmt::Display for Error {
             ),
             Error::NotUtf8 { guest, ptr, len } => write!(
                 f,
-                "guest `{guest}` passed {len} bytes at {ptr:#x} as text, but they are not UTF-8"
+                "guest `{guest}` passed {len} bytes at {ptr:#x} as text, but they are not UTF-8; \
+                 the guest must pass UTF-8"
             ),
             Error::FuelOff { guest } => write!(
                 f,
@@ -197,3 +188,26 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// A Wasmtime error and its causes on one line: `outer: inner: innermost`, without the
+/// backtrace Wasmtime appends to a trap in the debug profile (see [`Error::backtrace`]).
+struct OneLine<'a>(&'a wasmtime::Error);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        // Wasmtime attaches the backtrace as the outermost context of the trap.
+        let skip = usize::from(self.0.downcast_ref::<wasmtime::WasmBacktrace>().is_some());
+        for cause in self.0.chain().skip(skip) {
+            let text = alloc::format!("{cause}");
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                if !first {
+                    f.write_str(": ")?;
+                }
+                f.write_str(line.trim())?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,6 +1,11 @@
-use core::ptr::NonNull;
+//! A guest precompiled into the firmware image, and loading it in place.
 
-use wasmtime::{AsContextMut, Engine, Extern, Instance, Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
+use alloc::sync::Arc;
+use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use wasmtime::{Engine, Module};
 
 use crate::{Error, Settings};
 
@@ -8,7 +13,8 @@ use crate::{Error, Settings};
 /// few KiB once, so 1 KiB of table in flash would buy little.
 const CRC32: crc::Crc<u32, crc::NoTable> = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
-/// The checksum [`Guest::with_checksum`] expects: CRC-32 (ISO-HDLC) of `bytes`.
+/// The checksum the build records for a `.cwasm`: CRC-32 (ISO-HDLC) of its bytes.
+#[doc(hidden)]
 pub const fn crc32(bytes: &[u8]) -> u32 {
     CRC32.checksum(bytes)
 }
@@ -16,11 +22,14 @@ pub const fn crc32(bytes: &[u8]) -> u32 {
 /// Aligns a `.cwasm` in flash. Wasmtime reads it in place and does not require
 /// alignment, but an aligned ELF image lets it read headers without copying, and the
 /// padding costs at most 15 bytes.
+#[doc(hidden)]
 #[repr(C, align(16))]
 pub struct Aligned<B: ?Sized>(pub B);
 
-/// A precompiled guest in the firmware image, as emitted by `wasm-embed-build`.
-#[derive(Clone, Copy, Debug)]
+/// A guest precompiled into the firmware image: `guests::<name>::GUEST`, which
+/// `wasm_embed::include_guests!()` brings in. Load it with [`Guest::load`] and hand the
+/// [`GuestModule`] to the guest's handle (`guests::add::Add::new(&module, host)`).
+#[derive(Debug)]
 pub struct Guest {
     name: &'static str,
     /// `None` when the build skipped the guest.
@@ -28,13 +37,18 @@ pub struct Guest {
     /// The CRC-32 the build recorded, checked before Wasmtime reads a byte.
     checksum: Option<u32>,
     settings: Settings,
+    /// Whether a [`GuestModule`] of this guest is alive. Wasmtime registers code it runs
+    /// in place by its address, and a second live module made from the same flash bytes
+    /// makes it panic; so a guest is loaded once, and its module shared.
+    loaded: AtomicBool,
 }
 
 impl Guest {
-    /// Describes a `.cwasm` embedded in the firmware.
+    /// Describes a `.cwasm` embedded in the firmware. The emitted module calls this; a
+    /// firmware never needs to.
     ///
     /// # Safety
-    /// `cwasm` must be the output of [`Engine::precompile_module`] (as `wasm-embed-build`
+    /// `cwasm` must be the output of `Engine::precompile_module` (as `wasm-embed-build`
     /// produces it), unchanged. What Wasmtime's `Module::deserialize_raw` checks and what
     /// it trusts (`engine/serialization.rs` and `code_memory.rs` in Wasmtime 48):
     ///
@@ -51,20 +65,22 @@ impl Guest {
     /// checksum the build recorded, as the emitted guests are: then a flipped bit, a
     /// burst of up to 32 damaged bits, and all but one in 2^32 of any other damage
     /// (truncation included) is an [`Error::Corrupt`] before Wasmtime reads the bytes.
+    #[doc(hidden)]
     pub const unsafe fn new(name: &'static str, cwasm: &'static [u8], settings: Settings) -> Guest {
         Guest {
             name,
             cwasm: Some(cwasm),
             checksum: None,
             settings,
+            loaded: AtomicBool::new(false),
         }
     }
 
-    /// Checks the `.cwasm` against `crc32` (see [`crc32`]) every time it is loaded, so a
-    /// damaged flash image is refused instead of run. It costs about 74 Cortex-M4
-    /// instructions per byte of `.cwasm` at load (`./x speed`), nothing per call: the
-    /// CRC is computed without a lookup table, which would be several times faster but
-    /// cost 1 KiB of flash.
+    /// Checks the `.cwasm` against `crc32` every time it is loaded, so a damaged flash
+    /// image is refused instead of run. It costs about 74 Cortex-M4 instructions per byte
+    /// of `.cwasm` at load, nothing per call: the CRC is computed without a lookup table,
+    /// which would be several times faster but cost 1 KiB of flash.
+    #[doc(hidden)]
     pub const fn with_checksum(self, crc32: u32) -> Guest {
         Guest {
             checksum: Some(crc32),
@@ -72,18 +88,20 @@ impl Guest {
         }
     }
 
-    /// A guest whose build was skipped (`WASM_EMBED_SKIP`, rust-analyzer or clippy):
-    /// the firmware still type-checks, and loading it returns [`Error::NotBuilt`].
+    /// A guest whose build was skipped (`WASM_EMBED_SKIP`, rust-analyzer or clippy): the
+    /// firmware still type-checks, and loading it returns [`Error::NotBuilt`].
+    #[doc(hidden)]
     pub const fn skipped(name: &'static str, settings: Settings) -> Guest {
         Guest {
             name,
             cwasm: None,
             checksum: None,
             settings,
+            loaded: AtomicBool::new(false),
         }
     }
 
-    /// The guest crate's name.
+    /// The guest's name: its crate's library name, or its `.wasm` file's stem.
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -93,18 +111,21 @@ impl Guest {
         self.cwasm.unwrap_or_default()
     }
 
-    /// The settings its `.cwasm` was precompiled with.
+    /// The settings its `.cwasm` was precompiled with; an engine made from them
+    /// (`wasm_embed::engine(guest.settings())`) loads it with just the Pulley stack it
+    /// needs.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
 
-    /// Loads the guest for `engine`, running its code in place from flash: only the
+    /// Loads the guest for `engine`, running its code in place from flash: only its
     /// metadata is decoded onto the heap.
     ///
-    /// Load each guest once and share the `Module`: Wasmtime registers loaded code by
-    /// its address, and a second module loaded from the same flash bytes while the
-    /// first is alive makes Wasmtime 48 panic.
-    pub fn module(&self, engine: &Engine) -> Result<Module, Error> {
+    /// A guest is loaded once: while its module (or a clone, or an instance made from
+    /// it) is alive, loading it again is [`Error::AlreadyLoaded`], since Wasmtime cannot
+    /// run two modules from the same flash bytes at once. Clone the [`GuestModule`] to
+    /// share it.
+    pub fn load(&'static self, engine: &Engine) -> Result<GuestModule, Error> {
         let cwasm = self.cwasm.ok_or(Error::NotBuilt { guest: self.name })?;
         if let Some(expected) = self.checksum {
             let found = crc32(cwasm);
@@ -116,82 +137,58 @@ impl Guest {
                 });
             }
         }
+        if self.loaded.swap(true, Ordering::Acquire) {
+            return Err(Error::AlreadyLoaded { guest: self.name });
+        }
         let image = NonNull::from(cwasm);
         // SAFETY: `new`'s contract says the bytes came from Wasmtime's precompiler (and
-        // the checksum, if given, that they are still those bytes), and
-        // a `&'static [u8]` in flash outlives the module and is never written.
-        unsafe { Module::deserialize_raw(engine, image) }.map_err(|cause| Error::Incompatible {
-            guest: self.name,
-            cause,
-        })
-    }
-
-    /// Instantiates a loaded guest with `imports` in the order the guest declares them
-    /// (as `Module::imports` lists them). It allocates nothing for name lookup, unlike
-    /// [`Guest::instantiate_linked`].
-    pub fn instantiate<T: 'static>(
-        &self,
-        store: &mut Store<T>,
-        module: &Module,
-        imports: &[Extern],
-    ) -> Result<Instance, Error> {
-        Instance::new(store, module, imports).map_err(|cause| Error::Instantiate {
-            guest: self.name,
-            cause,
-        })
-    }
-
-    /// Instantiates a loaded guest, resolving its imports by name from `linker`. The
-    /// linker's name tables cost about 500 bytes of heap for one import (`./x size --levers`).
-    pub fn instantiate_linked<T: 'static>(
-        &self,
-        store: &mut Store<T>,
-        linker: &Linker<T>,
-        module: &Module,
-    ) -> Result<Instance, Error> {
-        linker
-            .instantiate(store, module)
-            .map_err(|cause| Error::Instantiate {
-                guest: self.name,
-                cause,
-            })
-    }
-
-    /// Looks up an exported function with the given Rust signature.
-    pub fn func<Params: WasmParams, Results: WasmResults>(
-        &self,
-        store: impl AsContextMut,
-        instance: &Instance,
-        name: &'static str,
-    ) -> Result<GuestFunc<Params, Results>, Error> {
-        let func = instance
-            .get_typed_func(store, name)
-            .map_err(|cause| Error::Export {
-                guest: self.name,
-                name,
-                cause,
-            })?;
-        Ok(GuestFunc {
-            guest: self.name,
-            name,
-            func,
-        })
+        // the checksum, if given, that they are still those bytes), and a
+        // `&'static [u8]` in flash outlives the module and is never written.
+        match unsafe { Module::deserialize_raw(engine, image) } {
+            Ok(module) => Ok(GuestModule {
+                loaded: Arc::new(Loaded {
+                    guest: self,
+                    module: ManuallyDrop::new(module),
+                }),
+            }),
+            Err(cause) => {
+                self.loaded.store(false, Ordering::Release);
+                Err(Error::Incompatible { guest: self.name, cause })
+            }
+        }
     }
 }
 
-/// An exported guest function with a checked signature.
-pub struct GuestFunc<Params, Results> {
-    guest: &'static str,
-    name: &'static str,
-    func: TypedFunc<Params, Results>,
+/// A guest loaded for an engine, its code still in flash. Give it to the guest's handle
+/// (`guests::add::Add::new(&module, host)`); clones share it. The guest can be loaded
+/// again once every clone, and every handle made from it, is gone.
+#[derive(Clone)]
+pub struct GuestModule {
+    loaded: Arc<Loaded>,
 }
 
-impl<Params: WasmParams, Results: WasmResults> GuestFunc<Params, Results> {
-    /// Calls the function; a trap or a failing host function comes back as
-    /// [`Error::Call`], and the store stays usable.
-    pub fn call(&self, store: impl AsContextMut, params: Params) -> Result<Results, Error> {
-        self.func
-            .call(store, params)
-            .map_err(|cause| Error::call(self.guest, self.name, cause))
+impl GuestModule {
+    /// The guest it was loaded from.
+    pub fn guest(&self) -> &'static Guest {
+        self.loaded.guest
+    }
+
+    pub(crate) fn module(&self) -> &Module {
+        &self.loaded.module
+    }
+}
+
+struct Loaded {
+    guest: &'static Guest,
+    module: ManuallyDrop<Module>,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        // The module first: its code leaves Wasmtime's registry with it (handles hold
+        // this `Loaded` after their store, which holds the module's other references).
+        // SAFETY: dropped once, here, and not used after.
+        unsafe { ManuallyDrop::drop(&mut self.module) };
+        self.guest.loaded.store(false, Ordering::Release);
     }
 }

@@ -1,12 +1,14 @@
-//! A guest instantiated in a store of its own, which the typed bindings that
-//! `wasm-embed-build` generates wrap: dropping it returns all of the guest's memory.
+//! A guest instantiated in a store of its own: what the typed handles that
+//! `wasm-embed-build` generates are made of. Dropping one returns all of the guest's
+//! memory.
 
-use wasmtime::{Caller, Extern, Instance, Module, ResourceLimiter, Store, WasmParams, WasmResults};
+use wasmtime::{Caller, Extern, Instance, ResourceLimiter, Store, TypedFunc, WasmParams, WasmResults};
 
-use crate::{Error, Guest, GuestFunc};
+use crate::{Error, Fault, Guest, GuestMemory, GuestModule};
 
 /// What a guest's store holds: the host that serves its imports, and what it needs to
 /// explain a refused `memory.grow`.
+#[doc(hidden)]
 pub struct Context<H> {
     guest: &'static str,
     host: H,
@@ -48,42 +50,67 @@ impl ResourceLimiter for FixedMemory {
     }
 }
 
+/// An export of a guest, looked up once with its Rust signature checked.
+#[doc(hidden)]
+pub struct GuestFunc<Params, Results> {
+    name: &'static str,
+    func: TypedFunc<Params, Results>,
+}
+
 /// A guest instantiated with a host `H`, in a store of its own.
+#[doc(hidden)]
 pub struct GuestInstance<H: 'static> {
-    guest: Guest,
+    // Dropped in this order: the store, which holds the module's code in Wasmtime's
+    // registry, before the module, whose last drop lets the guest be loaded again.
     store: Store<Context<H>>,
     instance: Instance,
+    module: GuestModule,
     fuel_per_call: Option<u64>,
 }
 
 impl<H: 'static> GuestInstance<H> {
-    /// Instantiates `guest` from its loaded `module`. `imports` makes the guest's imports
-    /// in the store, in the order the guest declares them.
+    /// Instantiates `guest` from `module`, which must have been loaded from it.
+    /// `imports` makes the guest's imports in the store, in the order the guest declares
+    /// them.
     pub fn new<I: AsRef<[Extern]>>(
-        guest: &Guest,
-        module: &Module,
+        guest: &'static Guest,
+        module: &GuestModule,
         host: H,
         imports: impl FnOnce(&mut Store<Context<H>>) -> I,
     ) -> Result<GuestInstance<H>, Error> {
+        if !core::ptr::eq(module.guest(), guest) {
+            return Err(Error::OtherGuest {
+                guest: guest.name(),
+                module: module.guest().name(),
+            });
+        }
         let context = Context {
             guest: guest.name(),
             host,
             memory: FixedMemory::default(),
         };
-        let mut store = Store::new(module.engine(), context);
+        let mut store = Store::new(module.module().engine(), context);
         store.limiter(|context| &mut context.memory);
         // Instantiation runs the guest's start function, if it has one: bound it too.
-        if let Some(fuel) = guest.settings().fuel {
+        let fuel_per_call = guest.settings().fuel;
+        if let Some(fuel) = fuel_per_call {
             store.set_fuel(fuel).map_err(Error::Engine)?;
         }
         let imports = imports(&mut store);
-        let instance = guest.instantiate(&mut store, module, imports.as_ref())?;
+        let instance = Instance::new(&mut store, module.module(), imports.as_ref()).map_err(|cause| Error::Instantiate {
+            guest: guest.name(),
+            cause,
+        })?;
         Ok(GuestInstance {
-            guest: *guest,
             store,
             instance,
-            fuel_per_call: guest.settings().fuel,
+            module: module.clone(),
+            fuel_per_call,
         })
+    }
+
+    fn guest(&self) -> &'static str {
+        self.module.guest().name()
     }
 
     /// Looks up an exported function with the given Rust signature.
@@ -91,11 +118,17 @@ impl<H: 'static> GuestInstance<H> {
         &mut self,
         name: &'static str,
     ) -> Result<GuestFunc<Params, Results>, Error> {
-        self.guest.func(&mut self.store, &self.instance, name)
+        let func = self.instance.get_typed_func(&mut self.store, name).map_err(|cause| Error::Export {
+            guest: self.guest(),
+            name,
+            cause,
+        })?;
+        Ok(GuestFunc { name, func })
     }
 
-    /// Calls an export of this instance, refuelled first when fuel is on, so each call
-    /// is bounded on its own.
+    /// Calls an export, refuelled first when fuel is on, so each call is bounded on its
+    /// own. A trap or a failing host function comes back as [`Error::Call`]; the store
+    /// stays usable.
     pub fn call<Params: WasmParams, Results: WasmResults>(
         &mut self,
         func: &GuestFunc<Params, Results>,
@@ -105,18 +138,18 @@ impl<H: 'static> GuestInstance<H> {
             self.store.set_fuel(fuel).map_err(Error::Engine)?;
         }
         self.store.data_mut().memory.refused = None;
-        func.call(&mut self.store, params).map_err(|error| match error {
-            Error::Call { guest, function, fault, cause } => Error::Call {
-                guest,
-                function,
-                fault: match (fault, self.store.data().memory.refused) {
-                    // The guest could not cope with the -1 and trapped.
-                    (crate::Fault::Unreachable, Some((size, requested))) => crate::Fault::MemoryLimit { size, requested },
-                    (fault, _) => fault,
-                },
+        func.func.call(&mut self.store, params).map_err(|cause| {
+            let fault = match (Fault::of(&cause), self.store.data().memory.refused) {
+                // The guest could not cope with the -1 and trapped.
+                (Fault::Unreachable, Some((size, requested))) => Fault::MemoryLimit { size, requested },
+                (fault, _) => fault,
+            };
+            Error::Call {
+                guest: self.guest(),
+                function: func.name,
+                fault,
                 cause,
-            },
-            other => other,
+            }
         })
     }
 
@@ -124,8 +157,8 @@ impl<H: 'static> GuestInstance<H> {
     /// fuel on (`Builder::fuel` in build.rs) compiles the checks; without them this
     /// returns [`Error::FuelOff`].
     pub fn set_fuel_per_call(&mut self, fuel: Option<u64>) -> Result<(), Error> {
-        if self.guest.settings().fuel.is_none() {
-            return Err(Error::FuelOff { guest: self.guest.name() });
+        if self.fuel_per_call.is_none() {
+            return Err(Error::FuelOff { guest: self.guest() });
         }
         // Without a bound the store is filled once; it runs dry after 2^64 units.
         self.fuel_per_call = Some(fuel.unwrap_or(u64::MAX));
@@ -143,34 +176,25 @@ impl<H: 'static> GuestInstance<H> {
     }
 
     /// The guest's linear memory (empty if it exports none).
-    pub fn memory(&mut self) -> crate::GuestMemory<'_> {
-        let guest = self.guest.name();
+    pub fn memory(&mut self) -> GuestMemory<'_> {
+        let guest = self.guest();
         let bytes = match self.instance.get_memory(&mut self.store, "memory") {
             Some(memory) => memory.data_mut(&mut self.store),
             None => &mut [],
         };
-        crate::GuestMemory::new(guest, bytes)
-    }
-
-    /// The store, for what the bindings do not cover.
-    pub fn store_mut(&mut self) -> &mut Store<Context<H>> {
-        &mut self.store
-    }
-
-    /// The Wasmtime instance, for what the bindings do not cover.
-    pub fn instance(&self) -> &Instance {
-        &self.instance
+        GuestMemory::new(guest, bytes)
     }
 }
 
 /// For a host import that takes guest pointers: the calling guest's memory and the host.
-pub fn memory_and_host<'a, H: 'static>(caller: &'a mut Caller<'_, Context<H>>) -> (crate::GuestMemory<'a>, &'a mut H) {
+#[doc(hidden)]
+pub fn memory_and_host<'a, H: 'static>(caller: &'a mut Caller<'_, Context<H>>) -> (GuestMemory<'a>, &'a mut H) {
     let guest = caller.data().guest;
     match caller.get_export("memory").and_then(Extern::into_memory) {
         Some(memory) => {
             let (bytes, context) = memory.data_and_store_mut(caller);
-            (crate::GuestMemory::new(guest, bytes), &mut context.host)
+            (GuestMemory::new(guest, bytes), &mut context.host)
         }
-        None => (crate::GuestMemory::new(guest, &mut []), &mut caller.data_mut().host),
+        None => (GuestMemory::new(guest, &mut []), &mut caller.data_mut().host),
     }
 }

@@ -1,16 +1,39 @@
-//! Run precompiled WebAssembly guests on microcontrollers with Wasmtime.
+//! Run WebAssembly guests on microcontrollers with Wasmtime, precompiled at build time
+//! and loaded in place from flash.
 //!
-//! `wasm-embed-build` turns guest crates into `.cwasm` files at build time and emits a
-//! module of [`Guest`] constants; this crate loads them in place from flash and runs them.
-//! Both sides take their Wasmtime configuration from [`Settings::config`], so a `.cwasm`
-//! can never be built with settings the firmware's engine would refuse.
+//! The firmware's `build.rs` calls `wasm_embed_build::build()`, which builds each guest
+//! into a `.cwasm` and writes a module of typed bindings; [`include_guests!`] brings it
+//! in as `mod guests`. Per guest `x` it holds `guests::x::GUEST` (the [`Guest`] in
+//! flash), a handle type named after the guest whose methods are its exports, and a
+//! trait per module it imports from, which the firmware implements:
 //!
 //! ```ignore
 //! wasm_embed::include_guests!();
 //!
-//! let engine = wasm_embed::engine(&guests::SETTINGS)?;
-//! let module = guests::add::GUEST.module(&engine)?;
+//! struct Board;
+//!
+//! impl guests::add::Host for Board {       // the guest's imports from module `host`
+//!     fn extra(&mut self) -> u32 {
+//!         42
+//!     }
+//! }
+//!
+//! let guest = &guests::add::GUEST;
+//! let engine = wasm_embed::engine(guest.settings())?;  // just the Pulley stack it needs
+//! let module = guest.load(&engine)?;                   // in place from flash, once
+//! let mut add = guests::add::Add::new(&module, Board)?; // a store of its own
+//! let sum = add.add_with_extra(1, 2)?;                 // Result<u32, wasm_embed::Error>
 //! ```
+//!
+//! Both sides take their Wasmtime configuration from [`Settings::config`], so a
+//! `.cwasm` is never built with settings the firmware's engine would refuse. Every
+//! failure is an [`Error`] whose message is one line; a guest that traps, loops forever
+//! (with fuel on) or runs out of memory fails its call, and the firmware goes on.
+//!
+//! Cargo features: `platform` provides the symbols Wasmtime needs on bare metal (no OS,
+//! one thread); `log-off` compiles out every `log` call, Wasmtime's among them, and so
+//! yours too (Cargo applies a feature of `log` to the whole firmware); `std` is for a
+//! host; `compile` is the precompiler `wasm-embed-build` uses.
 #![no_std]
 
 extern crate alloc;
@@ -25,16 +48,24 @@ mod memory;
 #[cfg(feature = "platform")]
 mod platform;
 
+pub use config::{Profile, Settings, Target, engine};
 #[cfg(feature = "compile")]
 pub use config::{precompile, validate};
-pub use config::{Profile, Settings, Target, engine};
 pub use error::{Error, Fault};
-pub use guest::{Aligned, Guest, GuestFunc, crc32};
-pub use instance::{Context, GuestInstance, memory_and_host};
-pub use memory::GuestMemory;
-pub use wasmtime;
+pub use guest::{Guest, GuestModule};
+pub use memory::{GuestMemory, Pointer};
+pub use wasmtime::Engine;
 
-/// Includes the Rust module that `wasm-embed-build` wrote into `OUT_DIR`, as `mod guests`.
+/// What the module `wasm-embed-build` writes uses; not for firmware code.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::guest::{Aligned, crc32};
+    pub use crate::instance::{Context, GuestFunc, GuestInstance, memory_and_host};
+    pub use wasmtime;
+}
+
+/// Includes the Rust module that `wasm-embed-build` wrote into `OUT_DIR`, as
+/// `mod guests`.
 #[macro_export]
 macro_rules! include_guests {
     () => {

@@ -1,4 +1,4 @@
-//! wasm-embed on the nRF52840-DK: runs seed 001's guest once, then the `blinky` guest,
+//! wasm-embed on the nRF52840-DK: runs the add example's guest once, then the `blinky` guest,
 //! which lights LEDs 1 to 4 in turn and runs backwards while button 1 is held. The log
 //! goes over RTT with defmt; `cargo run --release` shows it.
 #![no_std]
@@ -14,7 +14,7 @@ use embedded_hal::digital::{InputPin, OutputPin};
 use nrf52840_hal::gpio::{Input, Level, Output, Pin, PullUp, PushPull, p0};
 use nrf52840_hal::{Delay, pac};
 use panic_probe as _;
-use wasm_embed::{Error, GuestMemory};
+use wasm_embed::Error;
 
 wasm_embed::include_guests!();
 
@@ -52,7 +52,7 @@ impl Dk {
     }
 }
 
-/// Seed 001's host function.
+/// The add guest's host function.
 struct Extra;
 
 impl guests::add::Host for Extra {
@@ -62,16 +62,15 @@ impl guests::add::Host for Extra {
 }
 
 impl guests::blinky::Board for Dk {
-    fn set_led(&mut self, _memory: GuestMemory<'_>, led: u32, on: u32) -> Result<(), Error> {
+    fn set_led(&mut self, led: u32, on: u32) {
         // A guest naming an LED the board lacks changes nothing.
         if let Some(pin) = self.leds.get_mut(led as usize) {
             let _ = if on == 1 { pin.set_low() } else { pin.set_high() };
         }
-        Ok(())
     }
 
-    fn button(&mut self, _memory: GuestMemory<'_>, button: u32) -> Result<u32, Error> {
-        Ok(self.held(button) as u32)
+    fn button(&mut self, button: u32) -> u32 {
+        self.held(button) as u32
     }
 }
 
@@ -95,7 +94,7 @@ fn run(dk: Dk, delay: &mut Delay) -> Result<Infallible, Error> {
     {
         let guest = &guests::add::GUEST;
         let engine = wasm_embed::engine(guest.settings())?;
-        let module = guest.module(&engine)?;
+        let module = guest.load(&engine)?;
         let sum = guests::add::Add::new(&module, Extra)?.add_with_extra(1, 2)?;
         info!("add_with_extra(1, 2) = {}", sum);
     }
@@ -103,7 +102,7 @@ fn run(dk: Dk, delay: &mut Delay) -> Result<Infallible, Error> {
 
     let guest = &guests::blinky::GUEST;
     let engine = wasm_embed::engine(guest.settings())?;
-    let module = guest.module(&engine)?;
+    let module = guest.load(&engine)?;
     let mut blinky = guests::blinky::Blinky::new(&module, dk)?;
     info!("blinky: LEDs 1 to 4 light in turn; hold button 1 to run them backwards");
     info!("heap in use with blinky loaded: {} bytes", heap::used());

@@ -1,4 +1,4 @@
-//! Seed 001's minimal guest, unchanged: it adds its two arguments and a value the host supplies.
+//! The minimal guest of the original runtime comparison, unchanged: it adds its two arguments and a value the host supplies.
 #![no_std]
 
 #[link(wasm_import_module = "host")]

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use speed_kernels::{EXPECTED, SELF_CHECK_ITERATIONS, SELF_CHECK_SEED, Workspace};
-use wasm_embed::{Settings, Target, wasmtime};
+use wasm_embed::{Settings, Target};
 
 /// Iterations per call: the firmware's.
 pub const ITERATIONS: u32 = 200;

@@ -1,4 +1,4 @@
-//! Paths shared by the integration tests.
+//! What the build's integration tests share: paths, builders, prebuilt guests.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -38,30 +38,12 @@ pub fn leak(bytes: Vec<u8>) -> &'static [u8] {
     Box::leak(bytes.into_boxed_slice())
 }
 
-/// A hand-written module equal in interface to guests/add, for tests that need a wasm
-/// but not the guest build.
-pub fn wat_add() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-             (import "host" "extra" (func $extra (result i32)))
-             (func (export "add_with_extra") (param i32 i32) (result i32)
-               local.get 0 local.get 1 i32.add call $extra i32.add))"#,
-    )
-    .unwrap()
-}
-
-/// `cwasm` as another Wasmtime major version (47) would have written it: Wasmtime's own
-/// output with only the version record it checks first changed.
-pub fn from_wasmtime_47(mut cwasm: Vec<u8>) -> Vec<u8> {
-    use object::{Object, ObjectSection};
-    let file = object::File::parse(&*cwasm).unwrap();
-    let section = file.section_by_name(".wasmtime.engine").unwrap().file_range().unwrap().0 as usize;
-    // A format byte, then the length-prefixed version (`engine/serialization.rs`): the
-    // major version alone, as Wasmtime 48 and later write it.
-    assert_eq!(&cwasm[section..section + 2], b"\x00\x02");
-    assert!(cwasm[section + 2..section + 4].iter().all(u8::is_ascii_digit));
-    cwasm[section + 2..section + 4].copy_from_slice(b"47");
-    cwasm
+/// Writes `wat` as the binary module `file` in `test`'s own input directory: a prebuilt
+/// guest.
+pub fn module_file(test: &str, file: &str, wat: &str) -> PathBuf {
+    let path = out_dir(&format!("{test}-input")).join(file);
+    std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
+    path
 }
 
 /// A builder for guests of this repository, writing into `test`'s own output directory
@@ -77,9 +59,10 @@ pub fn builder(test: &str) -> Builder {
 }
 
 /// The guest `name` that `output` built, as the emitted module describes it.
-pub fn built_guest(output: &Output, name: &str) -> Guest {
+pub fn built_guest(output: &Output, name: &str) -> &'static Guest {
     let built = output.guests.iter().find(|g| g.name == name).unwrap();
     let name: &'static str = Box::leak(built.name.clone().into_boxed_str());
     // SAFETY: the precompiler's output for these settings.
-    unsafe { Guest::new(name, leak(std::fs::read(&built.cwasm).unwrap()), output.settings) }
+    let guest = unsafe { Guest::new(name, leak(std::fs::read(&built.cwasm).unwrap()), output.settings) };
+    Box::leak(Box::new(guest))
 }

@@ -1,11 +1,19 @@
-//! Keeps the expensive artifacts (Cranelift's output) of the last build in the output
-//! directory, so a guest that was rebuilt but came out byte-for-byte the same is not
-//! compiled again.
+//! Writing the build's files: only when their content changes, so the firmware is not
+//! recompiled for a guest that came out the same; and keeping the expensive artifacts
+//! (Cranelift's output) of the last build, so a guest that was rebuilt but came out
+//! byte-for-byte the same is not compiled again.
 
 use std::path::Path;
 
 use crate::Error;
-use crate::emit::write_if_changed;
+
+/// Writes `contents` to `path` unless it holds them already.
+pub(crate) fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    if std::fs::read(path).is_ok_and(|old| old == contents) {
+        return Ok(());
+    }
+    std::fs::write(path, contents).map_err(crate::error::io(path))
+}
 
 /// The contents of `out_dir/file` if the last build made it from exactly `key`, or else
 /// what `make` returns (then stored with its key). Also says whether it was reused.

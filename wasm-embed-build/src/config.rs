@@ -1,0 +1,419 @@
+//! What a build is asked to do: the [`Builder`], its defaults from Cargo's environment,
+//! and the firmware's `[package.metadata.wasm-embed]`. It resolves all of them into a
+//! [`Plan`] that the pipeline carries out.
+
+use std::path::{Path, PathBuf};
+
+use wasm_embed::{Profile, Settings, Target};
+
+use crate::cargo::{self, Directives};
+use crate::compile::{self, CompileOptions};
+use crate::{Error, Output, pipeline};
+
+const PAGE: u32 = 64 * 1024;
+
+/// Bytes of the add example's guest built by each kind of toolchain, measured with this
+/// library (README), for the warning a stable build prints.
+const NIGHTLY_ADD_WASM: usize = 102;
+const STABLE_ADD_WASM: usize = 141;
+
+/// Builds the guests listed in the firmware's `[package.metadata.wasm-embed]` with the
+/// defaults, for use as the whole of a `build.rs`. On failure it reports the error to
+/// Cargo in one line and ends the build script.
+pub fn build() -> Output {
+    Builder::new().compile()
+}
+
+/// Configures how guests are built, in the manner of `cc::Build`: every setting has a
+/// default taken from Cargo's environment, so `Builder::new().compile()` is what
+/// [`build`] does.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    guests: Vec<String>,
+    manifest_dir: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    target: Option<Target>,
+    guest_target_dir: Option<PathBuf>,
+    stack_size: u32,
+    initial_memory: u32,
+    profile: Profile,
+    max_wasm_stack: Option<usize>,
+    toolchain: Option<String>,
+    exact_memory: bool,
+    skip: Option<bool>,
+    fuel: Option<u64>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: guests from the firmware's metadata (unless some are
+    /// added with [`Builder::guest`]), output to `OUT_DIR`, and the `.cwasm` format of the
+    /// firmware's target.
+    pub fn new() -> Builder {
+        Builder {
+            guests: Vec::new(),
+            manifest_dir: None,
+            out_dir: None,
+            target: None,
+            guest_target_dir: None,
+            stack_size: 4 * 1024,
+            initial_memory: PAGE,
+            profile: Profile::Size,
+            max_wasm_stack: None,
+            toolchain: None,
+            exact_memory: true,
+            skip: None,
+            fuel: None,
+        }
+    }
+
+    /// Adds a guest, as `guests` in the metadata lists one: the path of a guest crate's
+    /// directory (relative to the firmware's directory), the name of a package in the
+    /// firmware's workspace, or the path of a prebuilt `.wasm` file.
+    pub fn guest(&mut self, spec: impl Into<String>) -> &mut Builder {
+        self.guests.push(spec.into());
+        self
+    }
+
+    /// Bounds every call into a guest by `fuel`: a guest that loops forever then traps
+    /// with "out of fuel" instead of hanging the firmware. Wasmtime's default costs apply
+    /// (one unit per Wasm instruction but `nop`, `drop` and the block structure, and one
+    /// per function entered). It compiles fuel checks into every guest, which makes
+    /// them larger and slower; the firmware can change the bound per guest at run time
+    /// (`set_fuel_per_call` on its handle).
+    pub fn fuel(&mut self, fuel: u64) -> &mut Builder {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Optimize for size (the default), or keep names, address maps and symbols so that
+    /// a trap names the guest's function: `Builder::new().profile(Profile::Debug)`.
+    pub fn profile(&mut self, profile: Profile) -> &mut Builder {
+        self.profile = profile;
+        self
+    }
+
+    /// Bytes of Pulley stack each guest call may use, allocated from the firmware's heap
+    /// with each store; a deeper call traps. Default: the deepest any guest can reach,
+    /// read from its compiled code, or 4 KiB when a guest recurses or calls through a
+    /// table. A guest whose known depth exceeds a value set here is a build error.
+    pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Builder {
+        self.max_wasm_stack = Some(bytes);
+        self
+    }
+
+    /// Whether each guest's memory is cut to its stack and data, in 1-byte pages
+    /// (default: yes). Off, guests keep whole 64 KiB pages.
+    pub fn exact_memory(&mut self, exact: bool) -> &mut Builder {
+        self.exact_memory = exact;
+        self
+    }
+
+    /// Bytes of shadow stack the linker gives each guest crate (default 4 KiB). It lives
+    /// in the guest's linear memory, below its static data.
+    pub fn stack_size(&mut self, bytes: u32) -> &mut Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Bytes of linear memory the linker declares for each guest crate (default 64 KiB,
+    /// one page): a multiple of 64 KiB that holds the stack. The build then cuts the
+    /// memory to what is used.
+    pub fn initial_memory(&mut self, bytes: u32) -> &mut Builder {
+        self.initial_memory = bytes;
+        self
+    }
+
+    /// Builds guest crates with this rustup toolchain (say `nightly-2026-05-20`) rather
+    /// than the one building the firmware: a firmware on stable can have nightly's
+    /// smaller guests. It needs the `rust-src` component.
+    pub fn toolchain(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.toolchain = Some(name.into());
+        self
+    }
+
+    /// Skip building the guests and emit stubs whose loading fails with a clear error, so
+    /// the firmware still type-checks (default: skip when `WASM_EMBED_SKIP` is set to
+    /// anything but `0`, or under rust-analyzer or clippy).
+    pub fn skip(&mut self, skip: bool) -> &mut Builder {
+        self.skip = Some(skip);
+        self
+    }
+
+    /// The directory relative paths are resolved against and whose `Cargo.toml` is read
+    /// for metadata (default: `CARGO_MANIFEST_DIR`).
+    pub fn manifest_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.manifest_dir = Some(dir.into());
+        self
+    }
+
+    /// Where the `.cwasm` files and the module go (default: `OUT_DIR`).
+    pub fn out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The `.cwasm` format (default: from the firmware's pointer width and endianness).
+    pub fn target(&mut self, target: Target) -> &mut Builder {
+        self.target = Some(target);
+        self
+    }
+
+    /// The guest crates' own target directory (default: `wasm-embed/` inside the
+    /// firmware's target directory, so their `core` is built once for all firmwares).
+    pub fn guest_target_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.guest_target_dir = Some(dir.into());
+        self
+    }
+
+    /// Builds every guest and writes the module, for the whole of a `build.rs`: on
+    /// failure it reports the error to Cargo in one line and ends the build script.
+    pub fn compile(&self) -> Output {
+        self.try_compile().unwrap_or_else(|error| cargo::fail(&error))
+    }
+
+    /// Builds every guest and writes the module; inside a build script it also tells
+    /// Cargo which files and variables to watch.
+    pub fn try_compile(&self) -> Result<Output, Error> {
+        let mut cargo = Directives::new(cargo::var_os("TARGET").is_some() && cargo::var_os("OUT_DIR").is_some());
+        let plan = self.plan(&mut cargo)?;
+        pipeline::run(plan, cargo)
+    }
+
+    /// This configuration with every default resolved.
+    fn plan(&self, cargo: &mut Directives) -> Result<Plan, Error> {
+        let manifest_dir = match &self.manifest_dir {
+            Some(dir) => dir.clone(),
+            None => env_path("CARGO_MANIFEST_DIR")?,
+        };
+        let out_dir = match &self.out_dir {
+            Some(dir) => dir.clone(),
+            None => env_path("OUT_DIR")?,
+        };
+        let target = match self.target {
+            Some(target) => target,
+            None => firmware_target()?,
+        };
+        check_memory(self.stack_size, self.initial_memory)?;
+        let skip = match self.skip {
+            Some(skip) => skip.then(|| "Builder::skip".to_owned()),
+            None => skip_reason(cargo::var),
+        };
+        let mut watched = Vec::new();
+        let specs = if self.guests.is_empty() {
+            let manifest = manifest_dir.join("Cargo.toml");
+            watched.push(manifest.clone());
+            guests_from_metadata(&manifest)?
+        } else {
+            self.guests.clone()
+        };
+        let toolchain = match (&skip, &self.toolchain) {
+            (Some(_), _) => None,
+            (None, Some(name)) => Some(compile::Toolchain::rustup(name)?),
+            (None, None) => Some(compile::Toolchain::current()?),
+        };
+        if let Some(toolchain) = toolchain.as_ref().filter(|t| !t.nightly) {
+            cargo.warning(format!(
+                "guests are built with `{}`, a stable toolchain, against the prebuilt {} library: \
+                 they come out larger (the add example's guest: {STABLE_ADD_WASM} B of wasm instead of \
+                 {NIGHTLY_ADD_WASM}); for the small build install a nightly with rust-src and call \
+                 Builder::toolchain(\"nightly\")",
+                toolchain.name,
+                compile::WASM_TARGET
+            ));
+        }
+        if let Some(reason) = &skip {
+            cargo.warning(format!("guests not built ({reason}): loading one returns an error; unset it to build them"));
+        }
+        // A skipped build compiles nothing, so it needs no toolchain for wasm.
+        let compile = toolchain.map(|toolchain| CompileOptions {
+            toolchain,
+            cargo_flags: if cargo.in_build_script() { compile::outer_cargo_flags() } else { Vec::new() },
+            target_dir: self.guest_target_dir.clone().unwrap_or_else(|| default_guest_target_dir(&out_dir)),
+            stack_size: self.stack_size,
+            initial_memory: self.initial_memory,
+            keep_names: self.profile == Profile::Debug,
+        });
+        Ok(Plan {
+            specs,
+            manifest_dir,
+            out_dir,
+            settings: Settings {
+                profile: self.profile,
+                fuel: self.fuel,
+                ..Settings::new(target)
+            },
+            compile,
+            exact_memory: self.exact_memory,
+            max_wasm_stack: self.max_wasm_stack,
+            watched,
+        })
+    }
+}
+
+/// A build with every default resolved: what the pipeline does.
+pub(crate) struct Plan {
+    /// The guests, as the metadata or [`Builder::guest`] name them.
+    pub specs: Vec<String>,
+    /// What relative guest paths are relative to.
+    pub manifest_dir: PathBuf,
+    pub out_dir: PathBuf,
+    /// The settings every guest is precompiled with; the pipeline sets the Pulley stack.
+    pub settings: Settings,
+    /// How guest crates are compiled; `None` when the build skips the guests.
+    pub compile: Option<CompileOptions>,
+    pub exact_memory: bool,
+    /// The Pulley stack the user chose, if any.
+    pub max_wasm_stack: Option<usize>,
+    /// Files whose change reruns the build, besides the guests' own (the manifest).
+    pub watched: Vec<PathBuf>,
+}
+
+/// Why guests should not be built in this build, if they should not: the user asked, or
+/// the build only checks the firmware (rust-analyzer sets its binary as `RUSTC_WRAPPER`,
+/// clippy sets `clippy-driver` as `RUSTC_WORKSPACE_WRAPPER`).
+fn skip_reason(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let file_name = |name: &str| {
+        var(name).map(|path| Path::new(&path).file_name().unwrap_or_default().to_string_lossy().into_owned())
+    };
+    if var("WASM_EMBED_SKIP").is_some_and(|v| !v.is_empty() && v != "0") {
+        Some("WASM_EMBED_SKIP is set".to_owned())
+    } else if var("RA_RUSTC_WRAPPER").is_some() || file_name("RUSTC_WRAPPER").is_some_and(|f| f.starts_with("rust-analyzer")) {
+        Some("rust-analyzer is checking the firmware".to_owned())
+    } else if file_name("RUSTC_WORKSPACE_WRAPPER").is_some_and(|f| f.starts_with("clippy-driver")) {
+        Some("clippy is checking the firmware".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Refuses a stack and initial memory that rust-lld would reject with a less helpful
+/// message (`--initial-memory=65356`, one digit short of a page, among them).
+fn check_memory(stack_size: u32, initial_memory: u32) -> Result<(), Error> {
+    if initial_memory == 0 || initial_memory % PAGE != 0 {
+        let up = initial_memory.div_ceil(PAGE).max(1) * PAGE;
+        return Err(Error::BadMemory {
+            message: format!(
+                "initial memory {initial_memory} is not a multiple of the 64 KiB Wasm page (65536); use {up}"
+            ),
+        });
+    }
+    if stack_size >= initial_memory {
+        return Err(Error::BadMemory {
+            message: format!(
+                "a stack of {stack_size} bytes does not fit in {initial_memory} bytes of initial memory; \
+                 raise initial_memory or lower stack_size"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn env_path(variable: &'static str) -> Result<PathBuf, Error> {
+    cargo::var_os(variable)
+        .map(PathBuf::from)
+        .ok_or(Error::NotInBuildScript { variable })
+}
+
+/// The `.cwasm` format for the target Cargo is building the firmware for.
+fn firmware_target() -> Result<Target, Error> {
+    let variable = |name: &'static str| cargo::var(name).ok_or(Error::NotInBuildScript { variable: name });
+    let width: u32 = variable("CARGO_CFG_TARGET_POINTER_WIDTH")?.parse().unwrap_or(0);
+    let little = variable("CARGO_CFG_TARGET_ENDIAN")? == "little";
+    Target::for_pointer_width(width)
+        .filter(|_| little)
+        .ok_or_else(|| Error::UnsupportedTarget {
+            triple: cargo::var("TARGET").unwrap_or_default(),
+        })
+}
+
+/// `<target dir>/wasm-embed`, found by walking up from `OUT_DIR` to the directory Cargo
+/// marks with `CACHEDIR.TAG`; `OUT_DIR/guest-target` if there is none.
+fn default_guest_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map_or_else(|| out_dir.join("guest-target"), |dir| dir.join("wasm-embed"))
+}
+
+/// Reads `guests = [...]` from `[package.metadata.wasm-embed]` of `manifest`.
+fn guests_from_metadata(manifest: &Path) -> Result<Vec<String>, Error> {
+    let bad = |message: &str| Error::BadMetadata {
+        manifest: manifest.to_owned(),
+        message: message.to_owned(),
+    };
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(manifest)
+        .no_deps()
+        .exec()
+        .map_err(|e| bad(&e.to_string()))?;
+    let package = metadata
+        .packages
+        .iter()
+        .find(|p| p.manifest_path.as_std_path() == manifest)
+        .or_else(|| metadata.root_package())
+        .ok_or_else(|| bad("it is not a package manifest"))?;
+    let Some(section) = package.metadata.get("wasm-embed") else {
+        return Err(Error::NoGuests {
+            manifest: manifest.to_owned(),
+        });
+    };
+    let guests = section
+        .get("guests")
+        .and_then(|g| g.as_array())
+        .ok_or_else(|| bad("`guests` is missing or not a list"))?;
+    let guests: Vec<String> = guests
+        .iter()
+        .map(|g| g.as_str().map(str::to_owned).ok_or_else(|| bad("every entry of `guests` must be a string")))
+        .collect::<Result<_, _>>()?;
+    if guests.is_empty() {
+        return Err(Error::NoGuests {
+            manifest: manifest.to_owned(),
+        });
+    }
+    Ok(guests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn guests_are_skipped_on_request_and_under_rust_analyzer_and_clippy() {
+        assert_eq!(skip_reason(env(&[])), None);
+        assert_eq!(skip_reason(env(&[("WASM_EMBED_SKIP", "0")])), None);
+        assert_eq!(skip_reason(env(&[("WASM_EMBED_SKIP", "1")])).as_deref(), Some("WASM_EMBED_SKIP is set"));
+        assert_eq!(
+            skip_reason(env(&[("RUSTC_WRAPPER", "/home/me/.vscode/rust-analyzer")])).as_deref(),
+            Some("rust-analyzer is checking the firmware")
+        );
+        assert_eq!(
+            skip_reason(env(&[("RUSTC_WORKSPACE_WRAPPER", "/r/toolchains/n/bin/clippy-driver")])).as_deref(),
+            Some("clippy is checking the firmware")
+        );
+        assert_eq!(skip_reason(env(&[("RUSTC_WRAPPER", "/usr/bin/sccache")])), None);
+    }
+
+    #[test]
+    fn memory_the_linker_would_reject_is_refused_first() {
+        assert!(check_memory(4096, 65536).is_ok());
+        let one_digit_short = check_memory(4096, 65356).unwrap_err().to_string();
+        assert_eq!(
+            one_digit_short,
+            "wasm-embed-build: initial memory 65356 is not a multiple of the 64 KiB Wasm page (65536); use 65536"
+        );
+        let stack = check_memory(70000, 65536).unwrap_err().to_string();
+        assert!(stack.contains("a stack of 70000 bytes does not fit in 65536 bytes"), "{stack}");
+        assert!(stack.ends_with("raise initial_memory or lower stack_size"), "{stack}");
+    }
+}
