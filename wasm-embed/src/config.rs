@@ -155,7 +155,7 @@ fn compiler(settings: &Settings) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// Precompiles a guest's wasm into `.cwasm` bytes that [`crate::Guest::module`] loads.
+/// Precompiles a guest's wasm into `.cwasm` bytes that [`crate::Guest::load`] loads.
 ///
 /// Fails if the wasm does not validate or uses a feature the firmware's engine will not
 /// enable.
