@@ -683,7 +683,7 @@ fn identifier(name: &str) -> String {
 }
 
 /// `out_of_bounds` as `OutOfBounds`.
-fn camel_case(name: &str) -> String {
+pub(crate) fn camel_case(name: &str) -> String {
     let mut out = String::new();
     for word in name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
         let mut chars = word.chars();

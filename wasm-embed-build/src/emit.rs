@@ -71,8 +71,13 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest]) -> Result<Pat
             optimized,
             cwasm: cwasm_size,
         } = guest.sizes;
-        let bindings = crate::bindings::bindings(name, &guest.interface);
-        let uses = crate::bindings::uses(&guest.interface);
+        let (bindings, uses) = match handle(guest) {
+            Some(handle) => (handle, String::new()),
+            None => (
+                crate::bindings::bindings(name, &guest.interface),
+                crate::bindings::uses(&guest.interface),
+            ),
+        };
         let _ = write!(
             module,
             r#"/// Guest `{name}`, {origin}.
@@ -105,6 +110,18 @@ pub mod {name} {{
     let path = out_dir.join(MODULE_FILE);
     write_if_changed(&path, format(&module).as_bytes())?;
     Ok(path)
+}
+
+/// A component guest's handle, with host bindings made from its world.
+#[cfg(feature = "component-model")]
+fn handle(guest: &Guest) -> Option<String> {
+    let world = guest.world.as_ref()?;
+    Some(crate::component::handle(guest.name(), world))
+}
+
+#[cfg(not(feature = "component-model"))]
+fn handle(_guest: &Guest) -> Option<String> {
+    None
 }
 
 /// The module formatted by the toolchain's rustfmt (`$RUSTFMT` or `rustfmt`), as bindgen

@@ -49,6 +49,14 @@ pub enum Error {
     Optimize { guest: String, message: String },
     /// Wasmtime refused to precompile the guest.
     Precompile { guest: String, message: String },
+    /// A component guest's wasm was built for another WIT world than its `wit/`
+    /// directory holds, or that world does not parse.
+    WitMismatch { guest: String, dir: PathBuf, reason: String },
+    /// wit-component could not make a component of the guest's core module.
+    Component { guest: String, message: String },
+    /// A guest crate has a WIT world, but this build of wasm-embed-build cannot make
+    /// components.
+    ComponentsOff { guest: String },
     /// A guest can use more Pulley stack than `Builder::max_wasm_stack` gives it.
     StackTooSmall { guest: String, needs: usize, given: usize },
     /// The firmware's target has a pointer width that Pulley does not support.
@@ -155,6 +163,22 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}`: Wasmtime could not precompile it: {message}; this is a bug in \
                  wasm-embed-build or Wasmtime, since the guest passed validation: please report it"
+            ),
+            Error::WitMismatch { guest, dir, reason } => write!(
+                f,
+                "guest `{guest}` does not match the WIT world in `{}`: {reason}; build the guest with \
+                 wit-bindgen's `generate!` from that directory, and change the world there, not in the guest",
+                dir.display()
+            ),
+            Error::Component { guest, message } => write!(
+                f,
+                "guest `{guest}`: its core module could not be made a component: {message}; \
+                 its exports must be those wit-bindgen generated for its world"
+            ),
+            Error::ComponentsOff { guest } => write!(
+                f,
+                "guest `{guest}` has a WIT world (a `wit/` directory), but components are off; \
+                 turn on wasm-embed-build's `component-model` feature (and wasm-embed's) in Cargo.toml"
             ),
             Error::StackTooSmall { guest, needs, given } => write!(
                 f,

@@ -40,6 +40,8 @@
 mod bindings;
 mod cargo;
 mod compile;
+#[cfg(feature = "component-model")]
+mod component;
 mod config;
 mod emit;
 mod error;

@@ -18,6 +18,8 @@ pub struct GuestCrate {
     pub workspace_root: PathBuf,
     /// The library's root source file, where the bindings find parameter names.
     pub lib_path: PathBuf,
+    /// Its WIT world's directory (`wit/` beside its manifest): a component guest.
+    pub wit_dir: Option<PathBuf>,
 }
 
 /// Where a guest's wasm comes from.
@@ -136,5 +138,9 @@ fn guest_crate(package: &Package, metadata: &Metadata) -> Result<GuestCrate, Err
         manifest_path: package.manifest_path.clone().into(),
         workspace_root: metadata.workspace_root.clone().into(),
         lib_path: lib.src_path.clone().into(),
+        wit_dir: package.manifest_path.parent().and_then(|dir| {
+            let wit = dir.join(crate::pipeline::WIT_DIR);
+            wit.is_dir().then(|| wit.into())
+        }),
     })
 }

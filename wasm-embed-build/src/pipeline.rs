@@ -6,16 +6,18 @@
 //!
 //! then, one guest at a time, [`STAGES`]:
 //!
-//! 3. `strip`: drop custom sections;
+//! 3. `strip`: drop custom sections (a component guest's WIT world is read from them
+//!    first, and checked against its `wit/` directory);
 //! 4. `optimize`: binaryen's `wasm-opt -Oz`;
 //! 5. `pages`: linear memory cut to the guest's stack and data, in 1-byte pages;
 //! 6. `stack`: the most Pulley stack a call into the guest can use;
 //! 7. `bindings`: the guest's imports and exports, named, for its typed handle;
-//! 8. `precompile`: Wasmtime's `.cwasm`, reused when nothing it depends on changed;
+//! 8. `component`: a component guest's component, its core module typed by its world;
+//! 9. `precompile`: Wasmtime's `.cwasm`, reused when nothing it depends on changed;
 //!
 //! and last, for all of them:
 //!
-//! 9. `emit`: the `.cwasm` files, the Rust module that embeds them, and a JSON report.
+//! 10. `emit`: the `.cwasm` files, the Rust module that embeds them, and a JSON report.
 //!
 //! Each stage is a function from one artifact to the next in its own module; this
 //! module holds the record each guest carries through them.
@@ -33,6 +35,10 @@ use crate::locate::{self, GuestCrate, Located, Source};
 use crate::pages::{self, Memory};
 use crate::stack::{self, Stack};
 use crate::{Error, Output, optimize, precompile, strip};
+
+/// The directory, beside a guest crate's `Cargo.toml`, whose WIT world makes it a
+/// component guest.
+pub(crate) const WIT_DIR: &str = "wit";
 
 /// The Pulley stack for a guest whose depth cannot be bounded.
 const DEFAULT_PULLEY_STACK: usize = 4 * 1024;
@@ -64,6 +70,11 @@ pub(crate) struct Guest {
     /// The Pulley stack its engine gives it: what the user set, or what it needs.
     pub pulley_stack: usize,
     pub interface: Interface,
+    /// A component guest's WIT world, read before the strip stage drops it.
+    #[cfg(feature = "component-model")]
+    pub world: Option<crate::component::World>,
+    /// A component guest's component, made from its final core module.
+    pub component: Option<Vec<u8>>,
     /// `None` until precompiled, and for a guest whose build was skipped.
     pub cwasm: Option<Vec<u8>>,
     pub cwasm_reused: bool,
@@ -85,6 +96,9 @@ impl Guest {
             stack: Stack::Bounded { bytes: 0 },
             pulley_stack: DEFAULT_PULLEY_STACK,
             interface: Interface::default(),
+            #[cfg(feature = "component-model")]
+            world: None,
+            component: None,
             cwasm: None,
             cwasm_reused: false,
             inputs: compiled.sources,
@@ -121,16 +135,21 @@ pub(crate) struct Stage {
 
 /// The stages after `compile`, in order. The differential test (`pipeline-check`) runs
 /// this same list.
-pub(crate) const STAGES: [Stage; 6] = [
+pub(crate) const STAGES: [Stage; 7] = [
     Stage { name: "strip", run: strip_stage },
     Stage { name: "optimize", run: optimize_stage },
     Stage { name: "pages", run: pages_stage },
     Stage { name: "stack", run: stack_stage },
     Stage { name: "bindings", run: bindings_stage },
+    Stage { name: "component", run: component_stage },
     Stage { name: "precompile", run: precompile_stage },
 ];
 
 fn strip_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
+    // A component guest's world is in custom sections, which go now.
+    if let Some(dir) = guest.located.krate().and_then(|k| k.wit_dir.clone()) {
+        read_world(guest, &dir)?;
+    }
     guest.wasm = strip::strip(&guest.located.name, &guest.wasm, context.keep_names())?;
     guest.sizes.stripped = guest.wasm.len();
     Ok(())
@@ -167,6 +186,15 @@ fn pages_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
 }
 
 fn stack_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
+    if is_component(guest) {
+        // Lowering a list or string into the guest calls its `cabi_realloc` while the
+        // guest's own frames are live, a path the core module's code does not show.
+        guest.stack = Stack::Unbounded {
+            reason: "the Component Model's lowering calls back into it".into(),
+        };
+        guest.pulley_stack = context.max_wasm_stack.unwrap_or(DEFAULT_PULLEY_STACK);
+        return Ok(());
+    }
     let name = &guest.located.name;
     let (settings, wasm) = (&context.settings, &guest.wasm);
     let key = precompile::key(wasm, settings);
@@ -196,7 +224,46 @@ fn stack_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
     }
 }
 
+/// Whether the guest is a component guest (a crate with a WIT world).
+fn is_component(guest: &Guest) -> bool {
+    guest.located.krate().is_some_and(|k| k.wit_dir.is_some())
+}
+
+#[cfg(feature = "component-model")]
+fn read_world(guest: &mut Guest, dir: &Path) -> Result<(), Error> {
+    let world = crate::component::world(guest.name(), dir, &guest.wasm)?;
+    guest.inputs.extend(world.files.iter().cloned());
+    guest.world = Some(world);
+    Ok(())
+}
+
+#[cfg(not(feature = "component-model"))]
+fn read_world(guest: &mut Guest, _dir: &Path) -> Result<(), Error> {
+    Err(Error::ComponentsOff {
+        guest: guest.name().to_owned(),
+    })
+}
+
+/// A component guest's component: the core module as the stages left it, typed by its
+/// world. (Its bindings are generated from the world by Wasmtime's `bindgen!`.)
+#[cfg(feature = "component-model")]
+fn component_stage(guest: &mut Guest, _context: &mut Context) -> Result<(), Error> {
+    if let Some(world) = &guest.world {
+        guest.component = Some(crate::component::wrap(&guest.located.name, &guest.wasm, world)?);
+    }
+    Ok(())
+}
+
+/// Without the feature no guest has a world: `read_world` refused it.
+#[cfg(not(feature = "component-model"))]
+fn component_stage(_guest: &mut Guest, _context: &mut Context) -> Result<(), Error> {
+    Ok(())
+}
+
 fn bindings_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
+    if is_component(guest) {
+        return Ok(());
+    }
     let name = &guest.located.name;
     // The final wasm says what the firmware must provide and may call (wasm-opt drops
     // unused imports); names come from the guest's Rust source, or from the `name`
@@ -217,10 +284,14 @@ fn bindings_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error>
 
 fn precompile_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
     let name = &guest.located.name;
-    let (settings, wasm) = (&context.settings, &guest.wasm);
+    let settings = &context.settings;
+    let (wasm, component) = match &guest.component {
+        Some(component) => (component, true),
+        None => (&guest.wasm, false),
+    };
     let key = precompile::key(wasm, settings);
     let (cwasm, reused) = reuse_or(&context.out_dir, &format!("{name}.cwasm"), &key, || {
-        precompile::precompile(name, settings, wasm)
+        precompile::precompile(name, settings, wasm, component)
     })?;
     guest.sizes.cwasm = cwasm.len();
     guest.cwasm = Some(cwasm);
@@ -284,8 +355,14 @@ pub(crate) fn run(plan: Plan, cargo: Directives) -> Result<Output, Error> {
     // One engine for every guest needs the deepest stack of them all; a skipped guest's
     // stub gets that too.
     let settings = Settings {
-        max_wasm_stack: max_wasm_stack
-            .unwrap_or_else(|| guests.iter().filter(|g| g.cwasm.is_some()).map(|g| g.pulley_stack).max().unwrap_or(16)),
+        max_wasm_stack: max_wasm_stack.unwrap_or_else(|| {
+            guests
+                .iter()
+                .filter(|g| g.cwasm.is_some())
+                .map(|g| g.pulley_stack)
+                .max()
+                .unwrap_or(16)
+        }),
         ..context.settings
     };
     for guest in guests.iter_mut().filter(|g| g.cwasm.is_none()) {

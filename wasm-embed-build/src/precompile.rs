@@ -5,8 +5,23 @@ use wasm_embed::Settings;
 
 use crate::Error;
 
-pub fn precompile(guest: &str, settings: &Settings, wasm: &[u8]) -> Result<Vec<u8>, Error> {
-    wasm_embed::precompile(settings, wasm).map_err(|e| Error::Precompile {
+pub fn precompile(
+    guest: &str,
+    settings: &Settings,
+    wasm: &[u8],
+    component: bool,
+) -> Result<Vec<u8>, Error> {
+    #[cfg(feature = "component-model")]
+    let precompiled = match component {
+        true => wasm_embed::precompile_component(settings, wasm),
+        false => wasm_embed::precompile(settings, wasm),
+    };
+    #[cfg(not(feature = "component-model"))]
+    let precompiled = {
+        debug_assert!(!component, "no component is made without the feature");
+        wasm_embed::precompile(settings, wasm)
+    };
+    precompiled.map_err(|e| Error::Precompile {
         guest: guest.to_owned(),
         message: format!("{e:#}"),
     })

@@ -40,7 +40,7 @@ pub fn pulley_stack(guest: &str, settings: &Settings, wasm: &[u8]) -> Result<Sta
         profile: Profile::Debug,
         ..*settings
     };
-    let cwasm = crate::precompile::precompile(guest, &symbolized, wasm)?;
+    let cwasm = crate::precompile::precompile(guest, &symbolized, wasm, false)?;
     // Code this reader does not understand is not the guest's fault: the guest then gets
     // the default stack, with the build warning that names this reason.
     Ok(match functions(&cwasm, pointer_bytes(settings.target)) {

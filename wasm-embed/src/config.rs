@@ -142,7 +142,14 @@ pub(crate) fn guest_features() -> WasmFeatures {
 
 /// Builds the engine that loads guests precompiled with `settings`.
 pub fn engine(settings: &Settings) -> Result<Engine, Error> {
-    Engine::new(&settings.config()).map_err(Error::Engine)
+    #[allow(unused_mut)]
+    let mut config = settings.config();
+    // Only the engine that runs guests turns components on: Wasmtime refuses a `.cwasm`
+    // compiled with a feature its engine lacks, so a core module precompiled with them
+    // on would not load in a firmware without this crate's `component-model` feature.
+    #[cfg(feature = "component-model")]
+    config.wasm_component_model(true);
+    Engine::new(&config).map_err(Error::Engine)
 }
 
 /// The engine that precompiles for `settings`.
@@ -162,6 +169,16 @@ fn compiler(settings: &Settings) -> wasmtime::Result<Engine> {
 #[cfg(feature = "compile")]
 pub fn precompile(settings: &Settings, wasm: &[u8]) -> wasmtime::Result<alloc::vec::Vec<u8>> {
     compiler(settings)?.precompile_module(wasm)
+}
+
+/// Precompiles a component (a core module that `wit-component` wrapped with its WIT
+/// world) into `.cwasm` bytes that [`crate::Guest::load_component`] loads.
+#[cfg(all(feature = "compile", feature = "component-model"))]
+pub fn precompile_component(settings: &Settings, component: &[u8]) -> wasmtime::Result<alloc::vec::Vec<u8>> {
+    let mut config = settings.config();
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config.wasm_component_model(true);
+    Engine::new(&config)?.precompile_component(component)
 }
 
 /// Checks that `wasm` is a module the firmware's engine accepts: valid, and using only

@@ -14,6 +14,8 @@ pub enum Error {
     Corrupt { guest: &'static str, expected: u32, found: u32 },
     /// The build skipped the guest, so there is nothing to run.
     NotBuilt { guest: &'static str },
+    /// A component was loaded as a core module, or a core module as a component.
+    WrongKind { guest: &'static str, component: bool },
     /// The guest is loaded already: share its module instead.
     AlreadyLoaded { guest: &'static str },
     /// A guest's handle was given the module of another guest.
@@ -109,6 +111,15 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}` was not built: its build was skipped (WASM_EMBED_SKIP, rust-analyzer or clippy); \
                  build the firmware with `cargo build` and WASM_EMBED_SKIP unset"
+            ),
+            Error::WrongKind { guest, component: true } => write!(
+                f,
+                "guest `{guest}`: its .cwasm holds a component, not a core module; load it with \
+                 Guest::load_component (wasm-embed's `component-model` feature)"
+            ),
+            Error::WrongKind { guest, component: false } => write!(
+                f,
+                "guest `{guest}`: its .cwasm holds a core module, not a component; load it with Guest::load"
             ),
             Error::AlreadyLoaded { guest } => write!(
                 f,

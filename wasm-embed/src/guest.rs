@@ -126,6 +126,30 @@ impl Guest {
     /// run two modules from the same flash bytes at once. Clone the [`GuestModule`] to
     /// share it.
     pub fn load(&'static self, engine: &Engine) -> Result<GuestModule, Error> {
+        let cwasm = self.claim(Kind::Module)?;
+        // SAFETY: `new`'s contract says the bytes came from Wasmtime's precompiler (and
+        // the checksum, if given, that they are still those bytes), and a
+        // `&'static [u8]` in flash outlives the module and is never written.
+        let module = unsafe { Module::deserialize_raw(engine, cwasm) };
+        self.loaded(module).map(|loaded| GuestModule { loaded })
+    }
+
+    /// Loads a component guest (one built from a crate with a WIT world) for `engine`,
+    /// in place from flash, as [`Guest::load`] does a core module; loading it with
+    /// [`Guest::load`], or a core module with this, is [`Error::WrongKind`].
+    #[cfg(feature = "component-model")]
+    pub fn load_component(&'static self, engine: &Engine) -> Result<GuestComponent, Error> {
+        let cwasm = self.claim(Kind::Component)?;
+        // SAFETY: as in `load`: `Engine::precompile_component`'s bytes, unchanged, in
+        // flash for the life of the firmware.
+        let component = unsafe { wasmtime::component::Component::deserialize_raw(engine, cwasm) };
+        self.loaded(component)
+            .map(|loaded| GuestComponent { loaded })
+    }
+
+    /// The `.cwasm`, once it is known to be undamaged, of the kind asked for, and not
+    /// loaded already; marks it loaded.
+    fn claim(&'static self, kind: Kind) -> Result<NonNull<[u8]>, Error> {
         let cwasm = self.cwasm.ok_or(Error::NotBuilt { guest: self.name })?;
         if let Some(expected) = self.checksum {
             let found = crc32(cwasm);
@@ -137,24 +161,57 @@ impl Guest {
                 });
             }
         }
+        if let Some(found) = Kind::of(cwasm)
+            && found != kind
+        {
+            return Err(Error::WrongKind {
+                guest: self.name,
+                component: found == Kind::Component,
+            });
+        }
         if self.loaded.swap(true, Ordering::Acquire) {
             return Err(Error::AlreadyLoaded { guest: self.name });
         }
-        let image = NonNull::from(cwasm);
-        // SAFETY: `new`'s contract says the bytes came from Wasmtime's precompiler (and
-        // the checksum, if given, that they are still those bytes), and a
-        // `&'static [u8]` in flash outlives the module and is never written.
-        match unsafe { Module::deserialize_raw(engine, image) } {
-            Ok(module) => Ok(GuestModule {
-                loaded: Arc::new(Loaded {
-                    guest: self,
-                    module: ManuallyDrop::new(module),
-                }),
-            }),
+        Ok(NonNull::from(cwasm))
+    }
+
+    /// Keeps what Wasmtime loaded, or lets the guest be loaded again if it failed.
+    fn loaded<T>(&'static self, code: wasmtime::Result<T>) -> Result<Arc<Loaded<T>>, Error> {
+        match code {
+            Ok(code) => Ok(Arc::new(Loaded {
+                guest: self,
+                code: ManuallyDrop::new(code),
+            })),
             Err(cause) => {
                 self.loaded.store(false, Ordering::Release);
                 Err(Error::Incompatible { guest: self.name, cause })
             }
+        }
+    }
+}
+
+/// What a `.cwasm` holds. Wasmtime refuses the other kind too, but only as an
+/// "incompatible object file format", which does not say what to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Module,
+    Component,
+}
+
+impl Kind {
+    /// Read from the `e_flags` of the `.cwasm`'s ELF header, where Wasmtime marks it
+    /// (`EF_WASMTIME_MODULE`, `EF_WASMTIME_COMPONENT` in its `obj.rs`); `None` for
+    /// bytes that are not such an image, which Wasmtime then refuses itself.
+    fn of(cwasm: &[u8]) -> Option<Kind> {
+        const E_FLAGS: usize = 48;
+        let flags = cwasm.get(E_FLAGS..E_FLAGS + 4)?;
+        if !cwasm.starts_with(b"\x7fELF") {
+            return None;
+        }
+        match u32::from_le_bytes(flags.try_into().ok()?) & 0b11 {
+            0b01 => Some(Kind::Module),
+            0b10 => Some(Kind::Component),
+            _ => None,
         }
     }
 }
@@ -164,7 +221,7 @@ impl Guest {
 /// again once every clone, and every handle made from it, is gone.
 #[derive(Clone)]
 pub struct GuestModule {
-    loaded: Arc<Loaded>,
+    loaded: Arc<Loaded<Module>>,
 }
 
 impl GuestModule {
@@ -174,21 +231,43 @@ impl GuestModule {
     }
 
     pub(crate) fn module(&self) -> &Module {
-        &self.loaded.module
+        &self.loaded.code
     }
 }
 
-struct Loaded {
-    guest: &'static Guest,
-    module: ManuallyDrop<Module>,
+/// A component guest loaded for an engine, its code still in flash: what
+/// [`GuestModule`] is for a core module. Give it to the guest's handle; clones share
+/// it.
+#[cfg(feature = "component-model")]
+#[derive(Clone)]
+pub struct GuestComponent {
+    loaded: Arc<Loaded<wasmtime::component::Component>>,
 }
 
-impl Drop for Loaded {
+#[cfg(feature = "component-model")]
+impl GuestComponent {
+    /// The guest it was loaded from.
+    pub fn guest(&self) -> &'static Guest {
+        self.loaded.guest
+    }
+
+    pub(crate) fn component(&self) -> &wasmtime::component::Component {
+        &self.loaded.code
+    }
+}
+
+/// A loaded module or component, and the guest to mark unloaded when it goes.
+struct Loaded<T> {
+    guest: &'static Guest,
+    code: ManuallyDrop<T>,
+}
+
+impl<T> Drop for Loaded<T> {
     fn drop(&mut self) {
-        // The module first: its code leaves Wasmtime's registry with it (handles hold
-        // this `Loaded` after their store, which holds the module's other references).
+        // The code first: it leaves Wasmtime's registry with it (handles hold this
+        // `Loaded` after their store, which holds the code's other references).
         // SAFETY: dropped once, here, and not used after.
-        unsafe { ManuallyDrop::drop(&mut self.module) };
+        unsafe { ManuallyDrop::drop(&mut self.code) };
         self.guest.loaded.store(false, Ordering::Release);
     }
 }

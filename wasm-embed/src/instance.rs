@@ -16,9 +16,38 @@ pub struct Context<H> {
 }
 
 impl<H> Context<H> {
+    pub(crate) fn new(guest: &'static str, host: H) -> Context<H> {
+        Context {
+            guest,
+            host,
+            memory: FixedMemory::default(),
+        }
+    }
+
+    /// Readies the store for a call: its fuel refilled, no refused growth noted yet.
+    pub(crate) fn begin_call(store: &mut Store<Context<H>>, fuel: Option<u64>) -> Result<(), Error> {
+        if let Some(fuel) = fuel {
+            store.set_fuel(fuel).map_err(Error::Engine)?;
+        }
+        store.data_mut().memory.refused = None;
+        Ok(())
+    }
+
+    /// A store for the guest, its `memory.grow` noted.
+    pub(crate) fn store(engine: &wasmtime::Engine, guest: &'static str, host: H) -> Store<Context<H>> {
+        let mut store = Store::new(engine, Context::new(guest, host));
+        store.limiter(|context| &mut context.memory);
+        store
+    }
+
     /// The host that serves the guest's imports.
     pub fn host(&mut self) -> &mut H {
         &mut self.host
+    }
+
+    #[cfg(feature = "component-model")]
+    pub(crate) fn host_ref(&self) -> &H {
+        &self.host
     }
 }
 
@@ -84,18 +113,10 @@ impl<H: 'static> GuestInstance<H> {
                 module: module.guest().name(),
             });
         }
-        let context = Context {
-            guest: guest.name(),
-            host,
-            memory: FixedMemory::default(),
-        };
-        let mut store = Store::new(module.module().engine(), context);
-        store.limiter(|context| &mut context.memory);
+        let mut store = Context::store(module.module().engine(), guest.name(), host);
         // Instantiation runs the guest's start function, if it has one: bound it too.
         let fuel_per_call = guest.settings().fuel;
-        if let Some(fuel) = fuel_per_call {
-            store.set_fuel(fuel).map_err(Error::Engine)?;
-        }
+        Context::begin_call(&mut store, fuel_per_call)?;
         let imports = imports(&mut store);
         let instance = Instance::new(&mut store, module.module(), imports.as_ref()).map_err(|cause| Error::Instantiate {
             guest: guest.name(),
@@ -134,23 +155,11 @@ impl<H: 'static> GuestInstance<H> {
         func: &GuestFunc<Params, Results>,
         params: Params,
     ) -> Result<Results, Error> {
-        if let Some(fuel) = self.fuel_per_call {
-            self.store.set_fuel(fuel).map_err(Error::Engine)?;
-        }
-        self.store.data_mut().memory.refused = None;
-        func.func.call(&mut self.store, params).map_err(|cause| {
-            let fault = match (Fault::of(&cause), self.store.data().memory.refused) {
-                // The guest could not cope with the -1 and trapped.
-                (Fault::Unreachable, Some((size, requested))) => Fault::MemoryLimit { size, requested },
-                (fault, _) => fault,
-            };
-            Error::Call {
-                guest: self.guest(),
-                function: func.name,
-                fault,
-                cause,
-            }
-        })
+        Context::begin_call(&mut self.store, self.fuel_per_call)?;
+        let guest = self.guest();
+        func.func
+            .call(&mut self.store, params)
+            .map_err(|cause| failed(guest, func.name, self.store.data(), cause))
     }
 
     /// Changes the fuel each later call may burn (`None`: unbounded). Only a build with
@@ -183,6 +192,27 @@ impl<H: 'static> GuestInstance<H> {
             None => &mut [],
         };
         GuestMemory::new(guest, bytes)
+    }
+}
+
+/// What a failed call of `function` comes to: its fault, read from the trap and from a
+/// `memory.grow` the store refused during the call.
+pub(crate) fn failed<H>(
+    guest: &'static str,
+    function: &'static str,
+    context: &Context<H>,
+    cause: wasmtime::Error,
+) -> Error {
+    let fault = match (Fault::of(&cause), context.memory.refused) {
+        // The guest could not cope with the -1 and trapped.
+        (Fault::Unreachable, Some((size, requested))) => Fault::MemoryLimit { size, requested },
+        (fault, _) => fault,
+    };
+    Error::Call {
+        guest,
+        function,
+        fault,
+        cause,
     }
 }
 

@@ -33,13 +33,17 @@
 //! Cargo features: `platform` provides the symbols Wasmtime needs on bare metal (no OS,
 //! one thread); `log-off` compiles out every `log` call, Wasmtime's among them, and so
 //! yours too (Cargo applies a feature of `log` to the whole firmware); `std` is for a
-//! host; `compile` is the precompiler `wasm-embed-build` uses.
+//! host; `compile` is the precompiler `wasm-embed-build` uses; `component-model` loads
+//! and runs component guests (a guest crate with a WIT world), at a cost in flash that
+//! a firmware with core guests only does not pay.
 #![no_std]
 
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "component-model")]
+mod component;
 mod config;
 mod error;
 mod guest;
@@ -48,10 +52,14 @@ mod memory;
 #[cfg(feature = "platform")]
 mod platform;
 
+#[cfg(all(feature = "compile", feature = "component-model"))]
+pub use config::precompile_component;
 pub use config::{Profile, Settings, Target, engine};
 #[cfg(feature = "compile")]
 pub use config::{precompile, validate};
 pub use error::{Error, Fault};
+#[cfg(feature = "component-model")]
+pub use guest::GuestComponent;
 pub use guest::{Guest, GuestModule};
 pub use memory::{GuestMemory, Pointer};
 pub use wasmtime::Engine;
@@ -59,6 +67,8 @@ pub use wasmtime::Engine;
 /// What the module `wasm-embed-build` writes uses; not for firmware code.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "component-model")]
+    pub use crate::component::ComponentInstance;
     pub use crate::guest::{Aligned, crc32};
     pub use crate::instance::{Context, GuestFunc, GuestInstance, memory_and_host};
     pub use wasmtime;
