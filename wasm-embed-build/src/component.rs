@@ -37,26 +37,21 @@ pub fn world(guest: &str, dir: &Path, wasm: &[u8]) -> Result<World, Error> {
         dir: dir.to_owned(),
         reason,
     };
-    let mut resolve = Resolve::default();
-    let (package, files) = resolve
-        .push_path(dir)
-        .map_err(|e| mismatch(format!("its WIT does not parse: {e:#}")))?;
-    let world = match resolve.packages[package].worlds.len() {
-        1 => *resolve.packages[package]
-            .worlds
-            .values()
-            .next()
-            .expect("one world"),
-        0 => return Err(mismatch("it declares no world".into())),
-        _ => {
-            return Err(mismatch(
-                "it declares several worlds; keep the guest's one world there".into(),
-            ));
-        }
+    let wit = |message: String| Error::Wit {
+        guest: guest.to_owned(),
+        dir: dir.to_owned(),
+        message,
     };
-    let (built, built_world) = built_world(wasm).map_err(|e| mismatch(format!("{e:#}")))?;
-    let ours = encode(&resolve, world).map_err(|e| mismatch(format!("{e:#}")))?;
-    let theirs = encode(&built, built_world).map_err(|e| mismatch(format!("{e:#}")))?;
+    let mut resolve = Resolve::default();
+    let (package, files) = resolve.push_path(dir).map_err(|e| wit(one_line(&e)))?;
+    let world = match resolve.packages[package].worlds.len() {
+        1 => *resolve.packages[package].worlds.values().next().expect("one world"),
+        0 => return Err(wit("it declares no world".into())),
+        n => return Err(wit(format!("it declares {n} worlds; keep the guest's one world there"))),
+    };
+    let (built, built_world) = built_world(wasm).map_err(|e| mismatch(one_line(&e)))?;
+    let ours = encode(&resolve, world).map_err(|e| wit(one_line(&e)))?;
+    let theirs = encode(&built, built_world).map_err(|e| mismatch(one_line(&e)))?;
     if ours != theirs {
         return Err(mismatch(difference(&resolve, world, &built, built_world)));
     }
@@ -66,6 +61,11 @@ pub fn world(guest: &str, dir: &Path, wasm: &[u8]) -> Result<World, Error> {
         files: files.paths().map(Path::to_owned).collect(),
         dir: dir.to_owned(),
     })
+}
+
+/// An error and its causes on one line: wit-parser's point at the source over several.
+fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}").lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// The world wit-bindgen recorded in the guest's wasm: a custom section whose name
@@ -129,7 +129,7 @@ fn difference(
 pub fn wrap(guest: &str, core: &[u8], world: &World) -> Result<Vec<u8>, Error> {
     let failed = |e: anyhow::Error| Error::Component {
         guest: guest.to_owned(),
-        message: format!("{e:#}"),
+        message: one_line(&e),
     };
     let mut module = core.to_vec();
     wit_component::embed_component_metadata(

@@ -49,8 +49,10 @@ pub enum Error {
     Optimize { guest: String, message: String },
     /// Wasmtime refused to precompile the guest.
     Precompile { guest: String, message: String },
+    /// A component guest's `wit/` directory does not hold one valid WIT world.
+    Wit { guest: String, dir: PathBuf, message: String },
     /// A component guest's wasm was built for another WIT world than its `wit/`
-    /// directory holds, or that world does not parse.
+    /// directory holds.
     WitMismatch { guest: String, dir: PathBuf, reason: String },
     /// wit-component could not make a component of the guest's core module.
     Component { guest: String, message: String },
@@ -163,6 +165,11 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}`: Wasmtime could not precompile it: {message}; this is a bug in \
                  wasm-embed-build or Wasmtime, since the guest passed validation: please report it"
+            ),
+            Error::Wit { guest, dir, message } => write!(
+                f,
+                "guest `{guest}`: the WIT in `{}` is not one valid world: {message}; fix the .wit files there",
+                dir.display()
             ),
             Error::WitMismatch { guest, dir, reason } => write!(
                 f,

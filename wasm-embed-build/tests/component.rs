@@ -284,3 +284,16 @@ fn a_guest_built_for_another_wit_world_fails_the_build_with_one_line() {
         assert!(!line.contains('\n'));
     }
 }
+
+#[test]
+fn a_wit_directory_that_does_not_parse_fails_the_build_with_one_line() {
+    let guest = guest_with_other_wit("wit-broken", |wit| wit.replace("record reading {", "record reading"));
+    let error = builder("wit-broken").guest(guest.to_str().unwrap()).try_compile().unwrap_err();
+    let line = error.to_string();
+    let start = format!("guest `sensor_filter`: the WIT in `{}` is not one valid world: ", guest.join("wit").display());
+    assert!(line.starts_with(&start), "{line}");
+    assert!(line.ends_with("; fix the .wit files there"), "{line}");
+    // wit-parser's own cause, on the one line.
+    assert!(line.contains("expected '{', found an identifier"), "{line}");
+    assert!(!line.contains('\n'), "{line}");
+}

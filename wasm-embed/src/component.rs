@@ -6,7 +6,7 @@
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
-use crate::instance::{Context, failed};
+use crate::instance::{Context, failed, set_fuel_per_call};
 use crate::{Error, Guest, GuestComponent};
 
 /// A component guest instantiated with a host `H`; `W` is the world's bindings.
@@ -78,13 +78,7 @@ impl<H: 'static, W> ComponentInstance<H, W> {
     /// Changes the fuel each later call may burn (`None`: unbounded); [`Error::FuelOff`]
     /// in a build without fuel checks.
     pub fn set_fuel_per_call(&mut self, fuel: Option<u64>) -> Result<(), Error> {
-        if self.fuel_per_call.is_none() {
-            return Err(Error::FuelOff {
-                guest: self.component.guest().name(),
-            });
-        }
-        self.fuel_per_call = Some(fuel.unwrap_or(u64::MAX));
-        Ok(())
+        set_fuel_per_call(self.component.guest().name(), &mut self.fuel_per_call, fuel)
     }
 
     /// The host that serves the guest's imports.

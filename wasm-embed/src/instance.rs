@@ -166,12 +166,7 @@ impl<H: 'static> GuestInstance<H> {
     /// fuel on (`Builder::fuel` in build.rs) compiles the checks; without them this
     /// returns [`Error::FuelOff`].
     pub fn set_fuel_per_call(&mut self, fuel: Option<u64>) -> Result<(), Error> {
-        if self.fuel_per_call.is_none() {
-            return Err(Error::FuelOff { guest: self.guest() });
-        }
-        // Without a bound the store is filled once; it runs dry after 2^64 units.
-        self.fuel_per_call = Some(fuel.unwrap_or(u64::MAX));
-        Ok(())
+        set_fuel_per_call(self.guest(), &mut self.fuel_per_call, fuel)
     }
 
     /// The host that serves the guest's imports.
@@ -193,6 +188,17 @@ impl<H: 'static> GuestInstance<H> {
         };
         GuestMemory::new(guest, bytes)
     }
+}
+
+/// Sets the fuel each later call of `guest` may burn, `current` being what it is now:
+/// [`Error::FuelOff`] if the build compiled no fuel checks (`current` is `None`).
+pub(crate) fn set_fuel_per_call(guest: &'static str, current: &mut Option<u64>, fuel: Option<u64>) -> Result<(), Error> {
+    if current.is_none() {
+        return Err(Error::FuelOff { guest });
+    }
+    // Without a bound the store is filled once; it runs dry after 2^64 units.
+    *current = Some(fuel.unwrap_or(u64::MAX));
+    Ok(())
 }
 
 /// What a failed call of `function` comes to: its fault, read from the trap and from a
