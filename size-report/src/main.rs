@@ -229,6 +229,12 @@ fn main() {
     }
     let mut base = measure(&Variant::original()).unwrap_or_else(|e| fail(&e));
     base.compared = compare_cwasm(&base.out_dir, &base.guests).unwrap_or_else(|e| fail(&e));
+    let mut components = Vec::new();
+    for (label, example, guest) in COMPONENT_EXAMPLES {
+        eprintln!("size-report: building the {label}");
+        let measured = measure_example(&Variant::original(), example, &["component"]).unwrap_or_else(|e| fail(&e));
+        components.push((label, guest, measured));
+    }
     let mut lever_rows = Vec::new();
     if levers {
         for lever in LEVERS {
@@ -243,8 +249,20 @@ fn main() {
         boards.push((board, board_image(board).unwrap_or_else(|e| fail(&e))));
     }
     print_markdown(&base, &lever_rows).unwrap_or_else(|e| fail(&e));
+    print_components(&base, &components);
     print_boards(&boards);
     let mut report = to_json(&base, &lever_rows);
+    report["components"] = components
+        .iter()
+        .map(|(label, guest, m)| {
+            json!({
+                "firmware": label,
+                "flash": m.flash,
+                "peak_heap": m.peak_heap,
+                "cwasm": cwasm_of(m, guest),
+            })
+        })
+        .collect();
     report["boards"] = boards
         .iter()
         .map(|(board, image)| {
@@ -346,6 +364,12 @@ fn variant(name: &str, edits: &[Edit]) -> Result<Variant, String> {
 /// comparison measured, running the add guest.
 const EXAMPLE: &str = "add";
 
+/// The firmwares with component guests, measured beside the add example: the add guest
+/// as a component, and the sensor filter whose world passes strings, lists, records and
+/// results. Label, example, guest.
+const COMPONENT_EXAMPLES: [(&str, &str, &str); 2] =
+    [("add example, component", "add-component", "add_component"), ("sensor filter, component", "sensor", "sensor_filter")];
+
 /// The runtime crates a lever may edit.
 const RUNTIME_CRATES: [&str; 2] = ["wasm-embed", "wasm-embed-build"];
 
@@ -426,7 +450,18 @@ fn flash_of(sections: &BTreeMap<&'static str, u64>) -> u64 {
 /// Builds and runs the `add` example of `variant` (in demo-firmware's target directory)
 /// and measures it.
 fn measure(variant: &Variant) -> Result<Measurement, String> {
-    let run = cargo(&variant.dir, &["run", "--release", "--example", &variant.example(EXAMPLE)])?;
+    measure_example(variant, &variant.example(EXAMPLE), &[])
+}
+
+/// Builds and runs the example `example` of `variant`, with Cargo's `features` on, and
+/// measures it.
+fn measure_example(variant: &Variant, example: &str, features: &[&str]) -> Result<Measurement, String> {
+    let features = features.join(",");
+    let mut args = vec!["run", "--release", "--example", example];
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
+    }
+    let run = cargo(&variant.dir, &args)?;
     let executable = run.executables.last().ok_or("cargo reported no executable")?;
     let out_dir = run.out_dir.ok_or("cargo reported no build-script output directory")?;
     let firmware = run.program;
@@ -695,6 +730,38 @@ fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) -> Result<
         }
     }
     Ok(())
+}
+
+/// The `.cwasm` size of `guest` in a measured build.
+fn cwasm_of(m: &Measurement, guest: &str) -> Option<u64> {
+    m.guests["guests"].as_array()?.iter().find(|g| g["name"] == guest)?["cwasm"].as_u64()
+}
+
+/// The add example as a core module beside the firmwares with one component guest, and
+/// the Component Model targets.
+fn print_components(base: &Measurement, components: &[(&str, &str, Measurement)]) {
+    println!("\n## Component guests (thumbv7em-none-eabihf, built with `--features component`)\n");
+    println!("| firmware | flash | peak heap | guest's .cwasm |\n|---|---:|---:|---:|");
+    let row = |label: &str, m: &Measurement, guest: &str| {
+        let cwasm = cwasm_of(m, guest).map_or("?".into(), group);
+        println!("| {label} | {} | {} | {cwasm} |", group(m.flash), group(m.peak_heap));
+    };
+    row("add example, core module", base, "add");
+    for (label, guest, m) in components {
+        row(label, m, guest);
+    }
+    for (label, _, m) in components {
+        let met = |ok: bool| if ok { "met" } else { "MISSED" };
+        println!(
+            "\n{label}: flash {} B, target ≤ {} B (Wasmtime's figure in the original comparison): {}; \
+             peak heap {} B, target ≤ 16,384 B: {}.",
+            group(m.flash),
+            group(COMPARISON[1].1[3]),
+            met(m.flash <= COMPARISON[1].1[3]),
+            group(m.peak_heap),
+            met(m.peak_heap <= 16 * 1024),
+        );
+    }
 }
 
 fn to_json(base: &Measurement, levers: &[(&str, Measurement)]) -> Value {

@@ -1,9 +1,10 @@
 //! Component guests: a guest crate with a WIT world (a `wit/` directory beside its
 //! `Cargo.toml`) is built to a core module as any guest, which wit-bindgen marks with the
 //! world it implements. Its world is read (`world`) before the strip stage drops it;
-//! strip, wasm-opt, page size and stack bound then work on the core module as for any
-//! guest, since they keep its imports and exports (and so its canonical ABI); last,
-//! `wrap` makes the component from the core module and the world in `wit/`.
+//! strip, wasm-opt and page size then work on the core module as for any guest, since
+//! they keep its imports and exports (and so its canonical ABI); `wrap` makes the
+//! component from the core module and the world in `wit/`, and the stack stage bounds
+//! the component's Pulley stack from its compiled code.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,26 @@ impl World {
     /// The world's name, which the firmware's bindings are generated for.
     pub fn name(&self) -> &str {
         &self.resolve.worlds[self.world].name
+    }
+
+    /// The core exports (by the start of their names) this world's component never calls:
+    /// the guest's allocator, when
+    /// only numbers cross the world. wit-bindgen exports `cabi_realloc` whatever the
+    /// world; the component would carry its code and trampolines into flash for nothing.
+    pub fn unused_exports(&self) -> &'static [&'static str] {
+        let world = &self.resolve.worlds[self.world];
+        let only_numbers = world.imports.values().chain(world.exports.values()).all(|item| match item {
+            wit_parser::WorldItem::Function(function) => {
+                // More than 16 parameters are passed in memory the host allocates.
+                function.params.len() <= 16
+                    && function.params.iter().map(|param| &param.ty).chain(&function.result).all(is_number)
+            }
+            // Types declare nothing that is called; an interface is not looked into.
+            wit_parser::WorldItem::Type { .. } => true,
+            wit_parser::WorldItem::Interface { .. } => false,
+        });
+        // `cabi_realloc`, and wit-bindgen's own `cabi_realloc_wit_bindgen_<version>`.
+        if only_numbers { &["cabi_realloc"] } else { &[] }
     }
 }
 
@@ -123,6 +144,12 @@ fn difference(
         }
     }
     "the guest's world has the same names, but other types".into()
+}
+
+/// Whether a value of type `ty` is one number (or bool or char): lifted and lowered
+/// without touching the guest's memory.
+fn is_number(ty: &wit_parser::Type) -> bool {
+    !matches!(ty, wit_parser::Type::String | wit_parser::Type::ErrorContext | wit_parser::Type::Id(_))
 }
 
 /// The component: the core module as the stages left it, with `world` for its type.

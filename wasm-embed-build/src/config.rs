@@ -358,23 +358,48 @@ fn guests_from_metadata(manifest: &Path) -> Result<Vec<String>, Error> {
         .find(|p| p.manifest_path.as_std_path() == manifest)
         .or_else(|| metadata.root_package())
         .ok_or_else(|| bad("it is not a package manifest"))?;
-    let Some(section) = package.metadata.get("wasm-embed") else {
-        return Err(Error::NoGuests {
-            manifest: manifest.to_owned(),
-        });
+    let guests = match package.metadata.get("wasm-embed") {
+        Some(section) => guests_of(section, |feature| {
+            cargo::var_os(&format!("CARGO_FEATURE_{}", feature.to_uppercase().replace('-', "_"))).is_some()
+        })
+        .map_err(|message| bad(&message))?,
+        None => Vec::new(),
     };
-    let guests = section
-        .get("guests")
-        .and_then(|g| g.as_array())
-        .ok_or_else(|| bad("`guests` is missing or not a list"))?;
-    let guests: Vec<String> = guests
-        .iter()
-        .map(|g| g.as_str().map(str::to_owned).ok_or_else(|| bad("every entry of `guests` must be a string")))
-        .collect::<Result<_, _>>()?;
     if guests.is_empty() {
         return Err(Error::NoGuests {
             manifest: manifest.to_owned(),
         });
+    }
+    Ok(guests)
+}
+
+/// The guests a `[package.metadata.wasm-embed]` section lists: `guests`, then those
+/// under each of its `features` that `feature_on` says the firmware turned on.
+fn guests_of(section: &serde_json::Value, feature_on: impl Fn(&str) -> bool) -> Result<Vec<String>, String> {
+    let strings = |list: &serde_json::Value, what: &str| -> Result<Vec<String>, String> {
+        list.as_array()
+            .ok_or_else(|| format!("`{what}` is not a list"))?
+            .iter()
+            .map(|g| g.as_str().map(str::to_owned).ok_or_else(|| format!("every entry of `{what}` must be a string")))
+            .collect()
+    };
+    let mut guests = match section.get("guests") {
+        Some(list) => strings(list, "guests")?,
+        None => Vec::new(),
+    };
+    // A guest that only some builds need (a component guest needs the `component-model`
+    // features) is listed under the firmware's feature that turns it on.
+    if let Some(features) = section.get("features") {
+        let features = features.as_object().ok_or("`features` is not a table of feature = [guests]")?;
+        for (feature, list) in features {
+            let listed = strings(list, &format!("features.{feature}"))?;
+            if feature_on(feature) {
+                guests.extend(listed);
+            }
+        }
+    }
+    if guests.is_empty() && section.get("guests").is_none() && section.get("features").is_none() {
+        return Err("`guests` is missing".to_owned());
     }
     Ok(guests)
 }
@@ -415,5 +440,23 @@ mod tests {
         let stack = check_memory(70000, 65536).unwrap_err().to_string();
         assert!(stack.contains("a stack of 70000 bytes does not fit in 65536 bytes"), "{stack}");
         assert!(stack.ends_with("raise initial_memory or lower stack_size"), "{stack}");
+    }
+
+    #[test]
+    fn guests_under_a_feature_are_built_only_when_the_firmware_turns_it_on() {
+        let section = serde_json::json!({
+            "guests": ["../guests/add"],
+            "features": { "component": ["../guests/sensor-filter"] },
+        });
+        assert_eq!(guests_of(&section, |_| false).unwrap(), ["../guests/add"]);
+        assert_eq!(
+            guests_of(&section, |feature| feature == "component").unwrap(),
+            ["../guests/add", "../guests/sensor-filter"]
+        );
+        let only_features = serde_json::json!({ "features": { "component": ["c"] } });
+        assert_eq!(guests_of(&only_features, |_| true).unwrap(), ["c"]);
+        let wrong = serde_json::json!({ "guests": ["a"], "features": { "component": "c" } });
+        assert_eq!(guests_of(&wrong, |_| true).unwrap_err(), "`features.component` is not a list");
+        assert_eq!(guests_of(&serde_json::json!({}), |_| true).unwrap_err(), "`guests` is missing");
     }
 }

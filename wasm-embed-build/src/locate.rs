@@ -10,7 +10,9 @@ use crate::Error;
 /// A guest crate, found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestCrate {
-    /// Its package name (what `cargo build -p` takes).
+    /// Its package ID (what `cargo build -p` takes): the name alone is ambiguous when a
+    /// dependency of another guest has the same name (the `log` guest and the `log`
+    /// crate that wit-bindgen's macros use).
     pub package: String,
     /// Its library name, which names the `.wasm` and the emitted module.
     pub name: String,
@@ -133,7 +135,7 @@ fn guest_crate(package: &Package, metadata: &Metadata) -> Result<GuestCrate, Err
             manifest: package.manifest_path.clone().into(),
         })?;
     Ok(GuestCrate {
-        package: package.name.to_string(),
+        package: package.id.repr.clone(),
         name: lib.name.replace('-', "_"),
         manifest_path: package.manifest_path.clone().into(),
         workspace_root: metadata.workspace_root.clone().into(),

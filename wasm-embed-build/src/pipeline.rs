@@ -10,9 +10,9 @@
 //!    first, and checked against its `wit/` directory);
 //! 4. `optimize`: binaryen's `wasm-opt -Oz`;
 //! 5. `pages`: linear memory cut to the guest's stack and data, in 1-byte pages;
-//! 6. `stack`: the most Pulley stack a call into the guest can use;
-//! 7. `bindings`: the guest's imports and exports, named, for its typed handle;
-//! 8. `component`: a component guest's component, its core module typed by its world;
+//! 6. `bindings`: the guest's imports and exports, named, for its typed handle;
+//! 7. `component`: a component guest's component, its core module typed by its world;
+//! 8. `stack`: the most Pulley stack a call into the guest (or its component) can use;
 //! 9. `precompile`: Wasmtime's `.cwasm`, reused when nothing it depends on changed;
 //!
 //! and last, for all of them:
@@ -139,9 +139,9 @@ pub(crate) const STAGES: [Stage; 7] = [
     Stage { name: "strip", run: strip_stage },
     Stage { name: "optimize", run: optimize_stage },
     Stage { name: "pages", run: pages_stage },
-    Stage { name: "stack", run: stack_stage },
     Stage { name: "bindings", run: bindings_stage },
     Stage { name: "component", run: component_stage },
+    Stage { name: "stack", run: stack_stage },
     Stage { name: "precompile", run: precompile_stage },
 ];
 
@@ -150,7 +150,8 @@ fn strip_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
     if let Some(dir) = guest.located.krate().and_then(|k| k.wit_dir.clone()) {
         read_world(guest, &dir)?;
     }
-    guest.wasm = strip::strip(&guest.located.name, &guest.wasm, context.keep_names())?;
+    let unused = unused_exports(guest);
+    guest.wasm = strip::strip(&guest.located.name, &guest.wasm, context.keep_names(), unused)?;
     guest.sizes.stripped = guest.wasm.len();
     Ok(())
 }
@@ -186,25 +187,16 @@ fn pages_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
 }
 
 fn stack_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
-    if is_component(guest) {
-        // Lowering a list or string into the guest calls its `cabi_realloc` while the
-        // guest's own frames are live, a path the core module's code does not show.
-        guest.stack = Stack::Unbounded {
-            reason: "the Component Model's lowering calls back into it".into(),
-        };
-        guest.pulley_stack = context.max_wasm_stack.unwrap_or(DEFAULT_PULLEY_STACK);
-        return Ok(());
-    }
     let name = &guest.located.name;
-    let (settings, wasm) = (&context.settings, &guest.wasm);
-    let key = precompile::key(wasm, settings);
+    let (settings, wasm, component) = (&context.settings, &guest.wasm, guest.component.as_deref());
+    let key = precompile::key(component.unwrap_or(wasm), settings);
     let (stack, _) = reuse_or(&context.out_dir, &format!("{name}.stack"), &key, || {
-        stack::pulley_stack(name, settings, wasm).map(|s| s.to_string().into_bytes())
+        stack::pulley_stack(name, settings, wasm, component).map(|s| s.to_string().into_bytes())
     })?;
     // Only a damaged file from an earlier build fails to parse: work it out again.
     guest.stack = match String::from_utf8_lossy(&stack).parse() {
         Ok(stack) => stack,
-        Err(_) => stack::pulley_stack(name, settings, wasm)?,
+        Err(_) => stack::pulley_stack(name, settings, wasm, component)?,
     };
     guest.pulley_stack = context.max_wasm_stack.unwrap_or_else(|| stack_of(&guest.stack));
     match (&guest.stack, context.max_wasm_stack) {
@@ -235,6 +227,16 @@ fn read_world(guest: &mut Guest, dir: &Path) -> Result<(), Error> {
     guest.inputs.extend(world.files.iter().cloned());
     guest.world = Some(world);
     Ok(())
+}
+
+#[cfg(feature = "component-model")]
+fn unused_exports(guest: &Guest) -> &'static [&'static str] {
+    guest.world.as_ref().map_or(&[], |world| world.unused_exports())
+}
+
+#[cfg(not(feature = "component-model"))]
+fn unused_exports(_guest: &Guest) -> &'static [&'static str] {
+    &[]
 }
 
 #[cfg(not(feature = "component-model"))]

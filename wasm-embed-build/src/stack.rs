@@ -26,8 +26,9 @@ pub enum Stack {
     Unbounded { reason: String },
 }
 
-/// The deepest Pulley stack a call into `wasm` can reach under `settings`.
-pub fn pulley_stack(guest: &str, settings: &Settings, wasm: &[u8]) -> Result<Stack, Error> {
+/// The deepest Pulley stack a call into `wasm` can reach under `settings`; for a
+/// component guest, a call into `component`, the component made from `wasm`.
+pub fn pulley_stack(guest: &str, settings: &Settings, wasm: &[u8], component: Option<&[u8]>) -> Result<Stack, Error> {
     let invalid = |message: String| Error::Parse {
         guest: guest.to_owned(),
         message,
@@ -40,11 +41,19 @@ pub fn pulley_stack(guest: &str, settings: &Settings, wasm: &[u8]) -> Result<Sta
         profile: Profile::Debug,
         ..*settings
     };
-    let cwasm = crate::precompile::precompile(guest, &symbolized, wasm, false)?;
+    let cwasm = crate::precompile::precompile(guest, &symbolized, component.unwrap_or(wasm), component.is_some())?;
     // Code this reader does not understand is not the guest's fault: the guest then gets
     // the default stack, with the build warning that names this reason.
     Ok(match functions(&cwasm, pointer_bytes(settings.target)) {
-        Ok(functions) => deepest_entry(&functions),
+        // A component's lowering trampolines reach the host through `call_indirect_host`,
+        // and the host may enter the guest again on top of the guest's frames: to hand it
+        // a string or list an import returns, it calls the guest's `cabi_realloc`. Imports
+        // do not nest (the Component Model forbids re-entering a component), so that is
+        // one more entry at most, no deeper than the deepest.
+        Ok(functions) => match (deepest_entry(&functions), component) {
+            (Stack::Bounded { bytes }, Some(_)) => Stack::Bounded { bytes: 2 * bytes },
+            (stack, _) => stack,
+        },
         Err(why) => Stack::Unbounded {
             reason: format!("its compiled Pulley code could not be read ({why})"),
         },

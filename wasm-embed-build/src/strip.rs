@@ -8,14 +8,22 @@ use walrus::{ConstExpr, DataKind, ElementItems, ElementKind, ModuleConfig};
 use crate::Error;
 
 /// Strips `wasm`. With `keep_names`, the `name` section stays, so traps can name the
-/// guest's functions (the debug profile). A guest that could never be instantiated is
-/// refused here, as the first stage that reads it (see [`check_segments`]).
-pub fn strip(guest: &str, wasm: &[u8], keep_names: bool) -> Result<Vec<u8>, Error> {
+/// guest's functions (the debug profile). The exports whose names start with one in
+/// `unused` go, and the code only they reached. A guest that could never be instantiated is refused here,
+/// as the first stage that reads it (see [`check_segments`]).
+pub fn strip(guest: &str, wasm: &[u8], keep_names: bool, unused: &[&str]) -> Result<Vec<u8>, Error> {
     let mut module = parse_with(guest, wasm, keep_names)?;
     check_segments(guest, &module)?;
     let ids: Vec<_> = module.customs.iter().map(|(id, _)| id).collect();
     for id in ids {
         module.customs.delete(id);
+    }
+    let exports: Vec<_> = module.exports.iter().filter(|e| unused.iter().any(|u| e.name.starts_with(u))).map(|e| e.id()).collect();
+    if !exports.is_empty() {
+        for id in exports {
+            module.exports.delete(id);
+        }
+        walrus::passes::gc::run(&mut module);
     }
     Ok(module.emit_wasm())
 }

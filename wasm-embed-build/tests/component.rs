@@ -17,6 +17,18 @@ mod wit {
 
 use wit::{Filter, FilterImports, Reading, Summary};
 
+mod add_world {
+    wasmtime::component::bindgen!({ path: "../guests/add-component/wit", world: "add" });
+}
+
+struct Extra;
+
+impl add_world::AddImports for Extra {
+    fn extra(&mut self) -> u32 {
+        42
+    }
+}
+
 /// The firmware's side of the world: a calibration table, buffered samples, and a log
 /// of what the guest published.
 #[derive(Default)]
@@ -48,6 +60,13 @@ impl FilterImports for Firmware {
         }
         self.published.push(summary);
         Ok(())
+    }
+}
+
+fn stack_bytes(stack: &wasm_embed_build::Stack) -> usize {
+    match stack {
+        wasm_embed_build::Stack::Bounded { bytes } => *bytes,
+        other => panic!("{other:?}"),
     }
 }
 
@@ -87,6 +106,15 @@ fn a_component_guest_is_built_loaded_and_called_with_each_wit_type() {
         .try_compile()
         .unwrap();
     let guest = built_guest(&output, "sensor_filter");
+    // Bounded from the component's own Pulley code (its trampolines too), with room for
+    // the host to enter `cabi_realloc` on top of the guest's frames: below the 4 KiB
+    // an unbounded guest gets.
+    let stack = &output.guests[0].stack;
+    assert!(
+        matches!(stack, wasm_embed_build::Stack::Bounded { bytes } if (64..4096).contains(bytes)),
+        "{stack:?}"
+    );
+    assert_eq!(guest.settings().max_wasm_stack, stack_bytes(stack).next_multiple_of(16));
     let engine = wasm_embed::engine(guest.settings()).unwrap();
     let component = guest.load_component(&engine).unwrap();
     let mut filter = instantiate(guest, &component);
@@ -296,4 +324,35 @@ fn a_wit_directory_that_does_not_parse_fails_the_build_with_one_line() {
     // wit-parser's own cause, on the one line.
     assert!(line.contains("expected '{', found an identifier"), "{line}");
     assert!(!line.contains('\n'), "{line}");
+}
+
+/// Only numbers cross the add guest's world, so its component needs no allocator: the
+/// `cabi_realloc` exports wit-bindgen always makes go before wasm-opt, and their code
+/// with them.
+#[test]
+fn a_component_guest_whose_world_passes_only_numbers_loses_its_allocator_and_still_runs() {
+    let output = builder("component-add").guest("guests/add-component").try_compile().unwrap();
+    let optimized = std::fs::read(common::out_dir_path("component-add").join("add_component.optimized.wasm")).unwrap();
+    let mut exports = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&optimized) {
+        if let wasmparser::Payload::ExportSection(section) = payload.unwrap() {
+            exports.extend(section.into_iter().map(|e| e.unwrap().name.to_owned()));
+        }
+    }
+    assert!(exports.contains(&"add-with-extra".to_owned()), "{exports:?}");
+    assert!(!exports.iter().any(|e| e.starts_with("cabi_realloc")), "{exports:?}");
+    assert!(matches!(output.guests[0].stack, wasm_embed_build::Stack::Bounded { .. }), "{:?}", output.guests[0].stack);
+
+    let guest = built_guest(&output, "add_component");
+    let engine = wasm_embed::engine(guest.settings()).unwrap();
+    let component = guest.load_component(&engine).unwrap();
+    let mut add: ComponentInstance<Extra, add_world::Add> = ComponentInstance::new(
+        guest,
+        &component,
+        Extra,
+        |linker| add_world::Add::add_to_linker::<_, HasSelf<Extra>>(linker, |context: &mut Context<Extra>| context.host()),
+        |store, component, linker| add_world::Add::instantiate(store, component, linker),
+    )
+    .unwrap();
+    assert_eq!(add.call("add-with-extra", |w, store| w.call_add_with_extra(store, 1, 2)).unwrap(), 45);
 }

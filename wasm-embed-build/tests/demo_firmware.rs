@@ -215,6 +215,37 @@ fn the_speed_benchmark_computes_the_same_results_natively_under_pulley_and_under
     }
 }
 
+/// The component guests on the device: the sensor filter's world carries a string, a
+/// list, records and results both ways, a trap is contained and a new instance runs;
+/// the add guest as a component gives the add example's sum.
+#[test]
+fn component_guests_run_in_qemu_with_each_wit_type_and_a_trap_is_contained() {
+    let demo = common::repo().join("demo-firmware");
+    let output = cargo_in(&demo, &["run", "--release", "--features", "component", "--example", "sensor"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            // 201 and 250 (from the firmware's history) are dropped, the rest calibrated by -3.
+            "filter(inlet, [10, 20, 201, 30]) = kept [7, 17, 27, 37, 41], mean 25, peak 41",
+            "filter(attic, [1]) = error: no calibration for attic: sensor `attic` is not in the table",
+            "summaries published: 1",
+            "contained: guest `sensor_filter` trapped in `fault`: it panicked or reached `unreachable`, a bug in the guest",
+            "filter(outlet, [5, 6, 7]) = kept [15, 16, 17], mean 16, peak 17",
+        ],
+        "{stdout}"
+    );
+    assert!(lines[5].starts_with("peak heap: "), "{stdout}");
+    assert_eq!(lines.len(), 6, "{stdout}");
+
+    let output = cargo_in(&demo, &["run", "--release", "--features", "component", "--example", "add-component"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("add-with-extra(1, 2) = 45\npeak heap: "), "{stdout}");
+}
+
 #[test]
 fn firmware_with_the_debug_profile_runs_the_guest_in_qemu() {
     let copy = firmware_copy(
