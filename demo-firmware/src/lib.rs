@@ -1,36 +1,37 @@
-//! What every program on this board shares: the counted heap, the embedded guests, and
-//! ending the run (semihosting carries the exit code back to QEMU's host).
+//! What every program on this board shares: the counted heap, the embedded guests,
+//! printing, and ending the run (semihosting carries the output and the exit code back to
+//! QEMU's host). What differs between the Arm cores and RISC-V is in `src/arm.rs` and
+//! `riscv/board.rs`.
 #![no_std]
 
 extern crate alloc;
 
 pub mod heap;
 
-// cortex-m provides the critical section that the heap and semihosting lock with.
-use cortex_m as _;
-use cortex_m_rt::{ExceptionFrame, exception};
-use cortex_m_semihosting::{debug, hprintln};
+#[cfg_attr(target_arch = "arm", path = "arm.rs")]
+#[cfg_attr(target_arch = "riscv32", path = "../riscv/board.rs")]
+mod board;
+
+pub use board::exit;
 
 wasm_embed::include_guests!();
 
-/// Ends the run with `EXIT_SUCCESS` or `EXIT_FAILURE`.
-pub fn exit(success: bool) -> ! {
-    debug::exit(if success { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
-    // Only reached on a board without a debugger attached.
-    loop {
-        cortex_m::asm::wfi();
-    }
+/// Prints one line to the host through semihosting, on either core.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::__board::println!($($arg)*) };
 }
 
-// Any fault ends the QEMU run with a failure instead of hanging it.
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("error: hard fault at pc {:#010x}", frame.pc());
-    exit(false)
+#[doc(hidden)]
+pub mod __board {
+    #[cfg(target_arch = "arm")]
+    pub use cortex_m_semihosting::hprintln as println;
+    #[cfg(target_arch = "riscv32")]
+    pub use semihosting::println;
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("error: firmware panicked: {}", info.message());
+    say!("error: firmware panicked: {}", info.message());
     exit(false)
 }

@@ -1,5 +1,5 @@
 //! The demo: runs every guest in turn on a Cortex-M4 (or, built for thumbv7m-none-eabi, a
-//! Cortex-M3), each in an engine and store of its own. Well-behaved guests print their
+//! Cortex-M3; built for riscv32imac-unknown-none-elf, a RISC-V core), each in an engine and store of its own. Well-behaved guests print their
 //! results; each misbehaving one prints the one line its trap produces, and the firmware
 //! goes on. After each guest it prints the peak heap the guest took, and at the end that
 //! every byte of it came back.
@@ -11,9 +11,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 
-use cortex_m_rt::entry;
-use cortex_m_semihosting::hprintln;
-use demo_firmware::{exit, guests, heap};
+use demo_firmware::{exit, guests, heap, say};
 use wasm_embed::{Error, Guest, GuestMemory, GuestModule};
 
 /// The host side of the guests' imports.
@@ -27,7 +25,7 @@ impl guests::add::Host for Board {
 
 impl guests::log::Host for Board {
     fn log(&mut self, memory: GuestMemory<'_>, ptr: u32, len: u32) -> Result<(), Error> {
-        hprintln!("log: {}", memory.read_str(ptr, len)?);
+        say!("log: {}", memory.read_str(ptr, len)?);
         Ok(())
     }
 }
@@ -35,7 +33,8 @@ impl guests::log::Host for Board {
 /// The data the compute guest works on.
 const TEXT: &[u8] = b"the quick brown fox jumps over 13 lazy dogs 7 times";
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
     let before = heap::used();
@@ -57,17 +56,17 @@ fn main() -> ! {
     for (guest, step) in steps {
         heap::reset_peak();
         if let Err(error) = run(guest, step) {
-            hprintln!("error: {error}");
+            say!("error: {error}");
             exit(false);
         }
-        hprintln!("{}: peak heap {} bytes", guest.name(), heap::peak() - before);
+        say!("{}: peak heap {} bytes", guest.name(), heap::peak() - before);
         after_first.get_or_insert(heap::used());
     }
     // Wasmtime keeps one allocation for the program's life: its global registry of
     // loaded code, made when the first module is loaded. Everything else a guest took
     // must come back when it is dropped.
     let after_first = after_first.unwrap_or(before);
-    hprintln!(
+    say!(
         "heap in use: {before} bytes at start, {after_first} after the first guest (Wasmtime's code registry), {} after the last",
         heap::used()
     );
@@ -81,12 +80,12 @@ fn run(guest: &'static Guest, step: fn(&GuestModule) -> Result<String, Error>) -
     let engine = wasm_embed::engine(guest.settings())?;
     let module = guest.load(&engine)?;
     match step(&module) {
-        Ok(result) => hprintln!("{}: {result}", guest.name()),
+        Ok(result) => say!("{}: {result}", guest.name()),
         Err(error) => {
-            hprintln!("{}: {error}", guest.name());
+            say!("{}: {error}", guest.name());
             // The debug profile's traps carry the guest's stack, with its functions' names.
             if let Some(backtrace) = error.backtrace() {
-                hprintln!("{backtrace}");
+                say!("{backtrace}");
             }
         }
     }

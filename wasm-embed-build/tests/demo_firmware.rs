@@ -1,6 +1,7 @@
 //! End to end: demo-firmware built for thumbv7em-none-eabihf, with every guest built by
 //! its build script, run in QEMU's Cortex-M4 board; its output and exit code checked. The
-//! same firmware built for thumbv7m-none-eabi runs on QEMU's Cortex-M3 board.
+//! same firmware built for thumbv7m-none-eabi runs on QEMU's Cortex-M3 board, and built for
+//! riscv32imac-unknown-none-elf on QEMU's RISC-V `virt` board.
 
 mod common;
 
@@ -80,6 +81,14 @@ fn demo_firmware_runs_every_guest_in_qemu_survives_the_misbehaving_ones_and_exit
     let m3 = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "Cortex-M3 firmware failed: {m3}\n{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(m3, stdout, "the Cortex-M3 printed other lines than the Cortex-M4");
+
+    // RISC-V: the same firmware and guests built for riscv32imac-unknown-none-elf and run
+    // on QEMU's `virt` board print the very same lines too. Nothing in the runtime names
+    // the core: the pipeline picks pulley32 from the target's pointer width.
+    let output = cargo_in(&demo, &["run", "--release", "--target", "riscv32imac-unknown-none-elf"]);
+    let riscv = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "RISC-V firmware failed: {riscv}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(riscv, stdout, "the RISC-V core printed other lines than the Cortex-M4");
 
     // The add example, the firmware the size report measures.
     let output = cargo_in(&demo, &["run", "--release", "--example", "add"]);
@@ -285,6 +294,18 @@ fn a_firmware_that_leaves_out_a_guests_import_does_not_compile() {
         "{stderr}"
     );
     assert!(stderr.contains("required by a bound in `demo_firmware::guests::add::Add::<H>::new`"), "{stderr}");
+
+    // A component guest's imports are a trait from its WIT world: leaving one out of
+    // the firmware's implementation does not compile either.
+    let sensor = copy.join("examples/sensor.rs");
+    let text = std::fs::read_to_string(&sensor).unwrap();
+    let start = text.find("    fn publish(").unwrap();
+    let end = start + text[start..].find("\n    }\n").unwrap() + 7;
+    std::fs::write(&sensor, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let output = cargo_in(&copy, &["build", "--release", "--features", "component", "--example", "sensor"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("error[E0046]: not all trait items implemented, missing: `publish`"), "{stderr}");
 }
 
 #[test]
