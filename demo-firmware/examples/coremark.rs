@@ -1,12 +1,14 @@
-//! CoreMark on the Cortex-M4: EEMBC's CPU benchmark, as a prebuilt wasm module, run under
+//! CoreMark on the Cortex-M4 (or, built for riscv32imac-unknown-none-elf, a RISC-V
+//! core): EEMBC's CPU benchmark, as a prebuilt wasm module, run under
 //! Wasmtime's Pulley exactly as this firmware ships it, then as the very same wasm under
 //! wasmi. `./x speed` builds it from a copy of this firmware whose guest list adds the
 //! module (`coremark-minimal.wasm`, from the shared benchmark inputs beside the
 //! repository), runs it in QEMU with `-icount shift=0` and turns its lines into a table.
 //!
 //! The module asks the host for the time (`env.clock_ms`) and returns its score:
-//! iterations per second of that clock. The clock here is the MPS2 FPGA's counter, which
-//! QEMU derives from its virtual clock at 25 MHz; under `-icount shift=0` that clock
+//! iterations per second of that clock. The clock here is the board's counter (the MPS2
+//! FPGA's at 25 MHz, the RISC-V `virt` board's `mtime` at 10 MHz), which QEMU derives
+//! from its virtual clock; under `-icount shift=0` that clock
 //! advances 1 ns per executed instruction, so a second of it is 10^9 instructions and
 //! the score is iterations per 10^9 instructions, whatever the host is doing.
 #![no_std]
@@ -16,16 +18,10 @@ extern crate alloc;
 
 use alloc::string::{String, ToString};
 
-use cortex_m_rt::entry;
-use cortex_m_semihosting::hprintln;
-use demo_firmware::{exit, guests, heap};
-
-/// The MPS2 FPGA's free-running counter: 25 MHz, one tick per 40 instructions.
-const COUNTER: *const u32 = 0x4002_8018 as *const u32;
-const TICKS_PER_MS: u64 = 25_000;
+use demo_firmware::{TICKS_PER_MS, exit, guests, heap, say, ticks};
 
 /// Milliseconds since the first reading, kept in 64 bits across the 32-bit counter's
-/// wrap (every 172 s), which CoreMark's 10 to 20 s between its two readings never reach
+/// wrap (every 172 s on the MPS2 boards, 429 s on `virt`), which CoreMark's 10 to 20 s between its two readings never reach
 /// twice.
 struct Clock {
     last: u32,
@@ -34,13 +30,11 @@ struct Clock {
 
 impl Clock {
     fn new() -> Clock {
-        // SAFETY: COUNTER is a read-only device register on this board.
-        Clock { last: unsafe { COUNTER.read_volatile() }, ticks: 0 }
+        Clock { last: ticks(), ticks: 0 }
     }
 
     fn ms(&mut self) -> u64 {
-        // SAFETY: as in `new`.
-        let now = unsafe { COUNTER.read_volatile() };
+        let now = ticks();
         self.ticks += u64::from(now.wrapping_sub(self.last));
         self.last = now;
         self.ticks / TICKS_PER_MS
@@ -53,30 +47,33 @@ impl guests::coremark_minimal::Env for Clock {
     }
 }
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
     let fuel = guests::SETTINGS.fuel.is_some();
-    hprintln!("coremark: fuel {}, score in iterations per 10^9 instructions (-icount shift=0)", if fuel { "on" } else { "off" });
+    say!("coremark: fuel {}, score in iterations per 10^9 instructions (-icount shift=0)", if fuel { "on" } else { "off" });
     let mut ok = true;
-    for (runtime, score) in [("pulley", pulley()), ("wasmi", wasmi(fuel))] {
-        match score {
+    // Each score is printed as soon as it is known.
+    let runtimes: [(&str, fn(bool) -> Result<f32, String>); 2] = [("pulley", |_| under_pulley()), ("wasmi", under_wasmi)];
+    for (runtime, run) in runtimes {
+        match run(fuel) {
             // CoreMark reports a score below 1 when its own self-check failed.
-            Ok(score) if score >= 1.0 => hprintln!("{runtime}: score {score:.1}"),
+            Ok(score) if score >= 1.0 => say!("{runtime}: score {score:.1}"),
             Ok(score) => {
                 ok = false;
-                hprintln!("{runtime}: score {score:.3}: CoreMark's self-check failed");
+                say!("{runtime}: score {score:.3}: CoreMark's self-check failed");
             }
             Err(error) => {
                 ok = false;
-                hprintln!("error: {runtime}: {error}");
+                say!("error: {runtime}: {error}");
             }
         }
     }
     exit(ok)
 }
 
-fn pulley() -> Result<f32, String> {
+fn under_pulley() -> Result<f32, String> {
     let guest = &guests::coremark_minimal::GUEST;
     let engine = wasm_embed::engine(guest.settings()).map_err(|e| e.to_string())?;
     let module = guest.load(&engine).map_err(|e| e.to_string())?;
@@ -89,7 +86,7 @@ fn pulley() -> Result<f32, String> {
     coremark.run().map_err(|e| e.to_string())
 }
 
-fn wasmi(fuel: bool) -> Result<f32, String> {
+fn under_wasmi(fuel: bool) -> Result<f32, String> {
     fn fail(error: impl core::fmt::Display) -> String {
         error.to_string()
     }

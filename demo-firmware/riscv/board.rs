@@ -13,6 +13,18 @@ pub fn exit(success: bool) -> ! {
 fn exception(frame: &riscv_rt::TrapFrame) -> ! {
     let cause = riscv::register::mcause::read().bits();
     let pc = riscv::register::mepc::read();
-    semihosting::println!("error: exception {cause} at pc {pc:#010x} (ra {:#010x})", frame.ra);
+    let value = riscv::register::mtval::read();
+    semihosting::println!("error: exception {cause} at pc {pc:#010x} (mtval {value:#010x}, ra {:#010x})", frame.ra);
     exit(false)
 }
+
+/// The board's free-running counter, for timing: the low word of the CLINT's `mtime`,
+/// which QEMU derives from its virtual clock. A u32 that wraps.
+pub fn ticks() -> u32 {
+    const MTIME: *const u32 = 0x0200_BFF8 as *const u32;
+    // SAFETY: MTIME is a read-only view of the timer on QEMU's `virt` board.
+    unsafe { MTIME.read_volatile() }
+}
+
+/// [`ticks`] per millisecond: 10 MHz.
+pub const TICKS_PER_MS: u64 = 10_000;

@@ -20,3 +20,14 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     hprintln!("error: hard fault at pc {:#010x}", frame.pc());
     exit(false)
 }
+
+/// The board's free-running counter, for timing: the MPS2 FPGA's, which QEMU derives from
+/// its virtual clock. A u32 that wraps.
+pub fn ticks() -> u32 {
+    const COUNTER: *const u32 = 0x4002_8018 as *const u32;
+    // SAFETY: COUNTER is a read-only device register on QEMU's MPS2 boards.
+    unsafe { COUNTER.read_volatile() }
+}
+
+/// [`ticks`] per millisecond: 25 MHz.
+pub const TICKS_PER_MS: u64 = 25_000;

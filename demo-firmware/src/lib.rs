@@ -12,7 +12,7 @@ pub mod heap;
 #[cfg_attr(target_arch = "riscv32", path = "../riscv/board.rs")]
 mod board;
 
-pub use board::exit;
+pub use board::{TICKS_PER_MS, exit, ticks};
 
 wasm_embed::include_guests!();
 

@@ -300,6 +300,26 @@ fn repo() -> PathBuf {
 /// A variant that edits the runtime crates (files named `../wasm-embed/...`) gets copies
 /// of both of them and of the workspace root they inherit from, so the firmware and its
 /// build script use the same edited crate: their Wasmtime settings must match.
+/// demo-firmware's manifest with each `[[example]]`'s name and path renamed as
+/// [`Variant::example`] renames them.
+fn rename_examples(manifest: &str, variant: &Variant) -> String {
+    let mut in_example = false;
+    let mut out = String::new();
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            in_example = line == "[[example]]";
+        }
+        let value = |key: &str| line.strip_prefix(key)?.strip_prefix(" = \"")?.strip_suffix('"');
+        match (in_example, value("name"), value("path").and_then(|p| p.strip_prefix("examples/")?.strip_suffix(".rs"))) {
+            (true, Some(name), _) => out.push_str(&format!("name = {:?}", variant.example(name))),
+            (true, _, Some(file)) => out.push_str(&format!("path = \"examples/{}.rs\"", variant.example(file))),
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn variant(name: &str, edits: &[Edit]) -> Result<Variant, String> {
     // Readable, and unique: names that share their first words differ in the hash.
     let slug: String = name.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
@@ -342,9 +362,7 @@ fn variant(name: &str, edits: &[Edit]) -> Result<Variant, String> {
         match file.as_str() {
             "Cargo.toml" => {
                 text = text.replace("name = \"demo-firmware\"", &format!("name = {:?}", variant.name));
-                for example in ["speed", "coremark"] {
-                    text = text.replace(&format!("name = \"{example}\""), &format!("name = {:?}", variant.example(example)));
-                }
+                text = rename_examples(&text, &variant);
                 let local = if with_crates { "\"../guests/" } else { "\"../" };
                 text = text.replace(local, &format!("\"{repo_path}/{}", &local[4..]));
             }
@@ -831,6 +849,16 @@ mod tests {
         assert_eq!(crate_of("<&mut alloc::vec::Vec<u8> as core::fmt::Debug>::fmt"), "alloc");
         assert_eq!(crate_of("__aeabi_memcpy4"), "compiler_builtins");
         assert_eq!(crate_of("Reset"), "(other symbols)");
+    }
+
+    #[test]
+    fn a_variants_examples_are_renamed_with_their_paths() {
+        let variant = Variant { dir: PathBuf::new(), name: "v".into() };
+        let manifest = "[package]\nname = \"demo-firmware\"\n\n[[example]]\nname = \"add-component\"\npath = \"examples/add_component.rs\"\n\n[[example]]\nname = \"speed\"\n";
+        assert_eq!(
+            rename_examples(manifest, &variant),
+            "[package]\nname = \"demo-firmware\"\n\n[[example]]\nname = \"add-component-v\"\npath = \"examples/add_component-v.rs\"\n\n[[example]]\nname = \"speed-v\"\n"
+        );
     }
 
     #[test]

@@ -172,8 +172,10 @@ pub fn main() {
         };
         levers.push((*name, build, measured));
     }
-    if coremark.is_some() {
-        print_coremark(&profiles);
+    if let Some(path) = &coremark {
+        eprintln!("speed: building and running CoreMark on RISC-V");
+        let riscv = riscv_coremark(path).unwrap_or_else(|e| fail(&e));
+        print_coremark(&profiles, riscv);
     }
     print_levers(&profiles, &levers);
     print_kernels(&profiles);
@@ -195,13 +197,7 @@ pub fn main() {
 /// guest list): its add example's flash, its kernels and CoreMark, run in QEMU.
 fn build_and_run(name: &str, edits: &[Edit], coremark: Option<&Path>) -> Result<Measured, String> {
     let mut edits = edits.to_vec();
-    if let Some(path) = coremark {
-        edits.push(Edit {
-            file: "Cargo.toml",
-            from: "guests = [\n",
-            to: Cow::Owned(format!("guests = [\n  {:?},\n", path.display().to_string())),
-        });
-    }
+    edits.extend(coremark.map(with_coremark));
     let variant = variant(&format!("speed {name}"), &edits)?;
     let features = if coremark.is_some() { "coremark" } else { "speed-bench" };
     let built = cargo(&variant.dir, &["build", "--release", "--features", features, "--examples"])?;
@@ -231,16 +227,7 @@ fn build_and_run(name: &str, edits: &[Edit], coremark: Option<&Path>) -> Result<
     let (_, _, crates) = elf(&speed)?;
     let code_of = |name: &str| crates.iter().filter(|(c, _)| c.starts_with(name)).map(|(_, size)| size).sum();
     let coremark = match coremark {
-        Some(_) => {
-            let stdout = qemu(&example("coremark")?)?;
-            let score = |runtime: &str| {
-                stdout
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{runtime}: score "))?.parse().ok())
-                    .ok_or_else(|| format!("CoreMark printed no {runtime} score:\n{stdout}"))
-            };
-            Some((score("pulley")?, score("wasmi")?))
-        }
+        Some(_) => Some(scores(&qemu(&example("coremark")?)?)?),
         None => None,
     };
     Ok(Measured {
@@ -254,19 +241,83 @@ fn build_and_run(name: &str, edits: &[Edit], coremark: Option<&Path>) -> Result<
     })
 }
 
-/// Runs `executable` on QEMU's Cortex-M4 under `-icount shift=0`; what it printed.
+/// The edit that adds the CoreMark module at `path` to a firmware's guests.
+fn with_coremark(path: &Path) -> Edit {
+    Edit {
+        file: "Cargo.toml",
+        from: "guests = [\n",
+        to: Cow::Owned(format!("guests = [\n  {:?},\n", path.display().to_string())),
+    }
+}
+
+/// `runtime`'s CoreMark score, as the CoreMark firmware printed it.
+fn score(stdout: &str, runtime: &str) -> Result<f64, String> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{runtime}: score "))?.parse().ok())
+        .ok_or_else(|| format!("CoreMark printed no {runtime} score:\n{stdout}"))
+}
+
+/// Pulley's and wasmi's CoreMark scores.
+fn scores(stdout: &str) -> Result<(f64, f64), String> {
+    Ok((score(stdout, "pulley")?, score(stdout, "wasmi")?))
+}
+
+/// The RISC-V target, run on QEMU's `virt` board.
+const RISCV: &str = "riscv32imac-unknown-none-elf";
+
+/// CoreMark's firmware carries wasmi at opt-level 3 and CoreMark with its 64 KiB pages
+/// besides every guest: on RISC-V that is more than the nRF52840-sized 1 MiB of flash
+/// (by 132 KB), so this build alone gets 2 MiB of the board's RAM for it.
+const RISCV_BENCH_FLASH: Edit = edit(
+    "riscv/memory.x",
+    "FLASH : ORIGIN = 0x80000000, LENGTH = 1M\n  RAM : ORIGIN = 0x80100000",
+    "FLASH : ORIGIN = 0x80000000, LENGTH = 2M\n  RAM : ORIGIN = 0x80200000",
+);
+
+/// CoreMark in the firmware as it ships, built for RISC-V and run on QEMU's `virt` board
+/// under `-icount shift=0`: Pulley's score, and wasmi's or the line it failed with.
+fn riscv_coremark(coremark: &Path) -> Result<(f64, Result<f64, String>), String> {
+    let mut edits = PROFILES[SHIPPED].edits.to_vec();
+    edits.push(with_coremark(coremark));
+    edits.push(RISCV_BENCH_FLASH);
+    let variant = variant("speed riscv", &edits)?;
+    let example = variant.example("coremark");
+    let built = cargo(&variant.dir, &["build", "--release", "--features", "coremark", "--example", &example, "--target", RISCV])?;
+    let executable = built.executables.last().ok_or("cargo built no RISC-V CoreMark firmware")?;
+    // wasmi fails on this core (see README) after Pulley's score is printed: the run
+    // then exits with failure, and Pulley's score still counts.
+    let (_, stdout) = run_qemu(QEMU_RISCV, executable)?;
+    let wasmi = score(&stdout, "wasmi").map_err(|_| {
+        stdout.lines().find(|l| l.starts_with("error")).unwrap_or("no score").to_owned()
+    });
+    Ok((score(&stdout, "pulley")?, wasmi))
+}
+
+/// QEMU's Cortex-M4 board and its RISC-V `virt` board, each run under `-icount shift=0`
+/// (1 ns of virtual time per executed instruction).
+const QEMU_M4: &[&str] = &["qemu-system-arm", "-machine", "mps2-an386", "-cpu", "cortex-m4"];
+const QEMU_RISCV: &[&str] = &["qemu-system-riscv32", "-machine", "virt", "-bios", "none"];
+
+/// Runs `executable` on QEMU's Cortex-M4; what it printed, if it exited with success.
 fn qemu(executable: &Path) -> Result<String, String> {
-    let output = Command::new("qemu-system-arm")
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none", "-serial", "none"])
+    match run_qemu(QEMU_M4, executable)? {
+        (true, stdout) => Ok(stdout),
+        (false, stdout) => Err(format!("{} failed:\n{stdout}", executable.display())),
+    }
+}
+
+/// Runs `executable` on the QEMU board `board` (its program and machine arguments):
+/// whether it exited with success, and what it printed.
+fn run_qemu(board: &[&str], executable: &Path) -> Result<(bool, String), String> {
+    let output = Command::new(board[0])
+        .args(&board[1..])
+        .args(["-nographic", "-monitor", "none", "-serial", "none"])
         .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel"])
         .arg(executable)
         .output()
-        .map_err(|e| format!("could not run qemu-system-arm: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        return Err(format!("{} failed ({}):\n{stdout}", executable.display(), output.status));
-    }
-    Ok(stdout)
+        .map_err(|e| format!("could not run {}: {e}", board[0]))?;
+    Ok((output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned()))
 }
 
 /// `pulley: load 1 instructions, run 2 instructions, result 0x3c4d, self-check ok`
@@ -282,8 +333,8 @@ fn parse_run(line: &str) -> Option<Run> {
     })
 }
 
-fn print_coremark(profiles: &[Measured]) {
-    println!("## CoreMark on the Cortex-M4 (QEMU mps2-an386, `-icount shift=0`)\n");
+fn print_coremark(profiles: &[Measured], riscv: (f64, Result<f64, String>)) {
+    println!("## CoreMark on the Cortex-M4 (QEMU mps2-an386) and on RISC-V (QEMU virt), `-icount shift=0`\n");
     println!(
         "CoreMark 1.0 (`coremark-minimal.wasm`, wasm3's build) as a prebuilt guest: the same bytes, after this \
          pipeline, under Pulley and under wasmi 2.0. Score = iterations per 10^9 executed instructions (CoreMark's \
@@ -301,6 +352,25 @@ fn print_coremark(profiles: &[Measured]) {
             at_64_mhz(pulley),
             at_64_mhz(wasmi)
         );
+    }
+    let (pulley, wasmi) = riscv;
+    let name = "RISC-V (rv32imac, QEMU virt), as shipped: opt-level 3, fuel on";
+    match &wasmi {
+        Ok(wasmi) => println!(
+            "| {name} | {pulley:.1} | {wasmi:.1} | {:.2}× | {:.2} | {:.2} |",
+            pulley / wasmi,
+            at_64_mhz(pulley),
+            at_64_mhz(*wasmi)
+        ),
+        Err(_) => println!("| {name} | {pulley:.1} | failed (below) | – | {:.2} | – |", at_64_mhz(pulley)),
+    }
+    println!(
+        "\nThe RISC-V row is the same firmware and module built for riscv32imac-unknown-none-elf: its scores are per \
+         10^9 RISC-V instructions, which are not the Cortex-M4's, so it compares the two runtimes on that core, not \
+         the two cores."
+    );
+    if let Err(line) = wasmi {
+        println!("\nwasmi on RISC-V did not finish; the firmware printed: `{line}`.");
     }
     println!("\nPublished CoreMark scores on real chips, for scale:\n");
     println!("| runtime | chip | score |");
