@@ -377,7 +377,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
          guests::blink::Blink::new(&module, Board).unwrap().blink(2).unwrap();\n",
     ) + "\nimpl guests::blink::Led for Board {\n    \
          fn set_led(&mut self, on: u32) {\n        \
-         hprintln!(\"led {}\", if on == 1 { \"on\" } else { \"off\" });\n    }\n}\n";
+         say!(\"led {}\", if on == 1 { \"on\" } else { \"off\" });\n    }\n}\n";
     std::fs::write(&main, text).unwrap();
     let output = cargo_in(&copy, &["run", "--release"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -411,7 +411,7 @@ fn a_prebuilt_wasm_listed_in_the_manifest_runs_in_qemu_and_a_new_file_rebuilds_i
          let guest = &guests::answer::GUEST;\n    \
          let engine = wasm_embed::engine(guest.settings()).unwrap();\n    \
          let module = guest.load(&engine).unwrap();\n    \
-         hprintln!(\"answer: {}\", guests::answer::Answer::new(&module, Board).unwrap().answer().unwrap());\n",
+         say!(\"answer: {}\", guests::answer::Answer::new(&module, Board).unwrap().answer().unwrap());\n",
     ) + "\nimpl guests::answer::Env for Board {\n    \
          fn scale(&mut self, _memory: GuestMemory<'_>, value: u32) -> Result<u32, Error> {\n        \
          Ok(value * 2)\n    }\n}\n";
