@@ -265,7 +265,7 @@ fn main() {
                 "firmware": label,
                 "flash": m.flash,
                 "peak_heap": m.peak_heap,
-                "cwasm": cwasm_of(m, guest),
+                "cwasm": guest_figure(m, guest, "cwasm"),
             })
         })
         .collect();
@@ -760,19 +760,27 @@ fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)]) -> Result<
     Ok(())
 }
 
-/// The `.cwasm` size of `guest` in a measured build.
-fn cwasm_of(m: &Measurement, guest: &str) -> Option<u64> {
-    m.guests["guests"].as_array()?.iter().find(|g| g["name"] == guest)?["cwasm"].as_u64()
+/// `key` of `guest`'s entry in a measured build's guest report.
+fn guest_figure(m: &Measurement, guest: &str, key: &str) -> Option<u64> {
+    m.guests["guests"].as_array()?.iter().find(|g| g["name"] == guest)?[key].as_u64()
 }
 
 /// The add example as a core module beside the firmwares with one component guest, and
 /// the Component Model targets.
 fn print_components(base: &Measurement, components: &[(&str, &str, Measurement)]) {
     println!("\n## Component guests (thumbv7em-none-eabihf, built with `--features component`)\n");
-    println!("| firmware | flash | peak heap | guest's .cwasm |\n|---|---:|---:|---:|");
+    println!("| firmware | flash | peak heap | guest's .cwasm | its linear memory | its Pulley stack |");
+    println!("|---|---:|---:|---:|---:|---:|");
     let row = |label: &str, m: &Measurement, guest: &str| {
-        let cwasm = cwasm_of(m, guest).map_or("?".into(), group);
-        println!("| {label} | {} | {} | {cwasm} |", group(m.flash), group(m.peak_heap));
+        let figure = |key| guest_figure(m, guest, key).map_or("?".into(), group);
+        println!(
+            "| {label} | {} | {} | {} | {} | {} |",
+            group(m.flash),
+            group(m.peak_heap),
+            figure("cwasm"),
+            figure("memory_bytes"),
+            figure("pulley_stack")
+        );
     };
     row("add example, core module", base, "add");
     for (label, guest, m) in components {

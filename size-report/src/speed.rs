@@ -343,27 +343,21 @@ fn print_coremark(profiles: &[Measured], riscv: (f64, Result<f64, String>)) {
     );
     println!("| build | Pulley | wasmi | Pulley vs wasmi | Pulley at 64 MHz | wasmi at 64 MHz |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (profile, m) in PROFILES.iter().zip(profiles) {
-        let Some((pulley, wasmi)) = m.coremark else { continue };
-        println!(
-            "| {} | {pulley:.1} | {wasmi:.1} | {:.2}× | {:.2} | {:.2} |",
-            profile.name,
-            pulley / wasmi,
-            at_64_mhz(pulley),
-            at_64_mhz(wasmi)
-        );
-    }
-    let (pulley, wasmi) = riscv;
-    let name = "RISC-V (rv32imac, QEMU virt), as shipped: opt-level 3, fuel on";
-    match &wasmi {
-        Ok(wasmi) => println!(
+    let row = |name: &str, pulley: f64, wasmi: Option<f64>| match wasmi {
+        Some(wasmi) => println!(
             "| {name} | {pulley:.1} | {wasmi:.1} | {:.2}× | {:.2} | {:.2} |",
             pulley / wasmi,
             at_64_mhz(pulley),
-            at_64_mhz(*wasmi)
+            at_64_mhz(wasmi)
         ),
-        Err(_) => println!("| {name} | {pulley:.1} | failed (below) | – | {:.2} | – |", at_64_mhz(pulley)),
+        None => println!("| {name} | {pulley:.1} | failed (below) | – | {:.2} | – |", at_64_mhz(pulley)),
+    };
+    for (profile, m) in PROFILES.iter().zip(profiles) {
+        let Some((pulley, wasmi)) = m.coremark else { continue };
+        row(profile.name, pulley, Some(wasmi));
     }
+    let (pulley, wasmi) = riscv;
+    row("RISC-V (rv32imac, QEMU virt), as shipped: opt-level 3, fuel on", pulley, wasmi.as_ref().ok().copied());
     println!(
         "\nThe RISC-V row is the same firmware and module built for riscv32imac-unknown-none-elf: its scores are per \
          10^9 RISC-V instructions, which are not the Cortex-M4's, so it compares the two runtimes on that core, not \

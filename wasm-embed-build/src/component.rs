@@ -29,9 +29,9 @@ impl World {
     }
 
     /// The core exports (by the start of their names) this world's component never calls:
-    /// the guest's allocator, when
-    /// only numbers cross the world. wit-bindgen exports `cabi_realloc` whatever the
-    /// world; the component would carry its code and trampolines into flash for nothing.
+    /// the guest's allocator, when only numbers cross the world. wit-bindgen exports
+    /// `cabi_realloc` whatever the world; the component would carry its code and
+    /// trampolines into flash for nothing.
     pub fn unused_exports(&self) -> &'static [&'static str] {
         let world = &self.resolve.worlds[self.world];
         let only_numbers = world.imports.values().chain(world.exports.values()).all(|item| match item {

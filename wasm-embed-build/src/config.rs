@@ -383,6 +383,9 @@ fn guests_of(section: &serde_json::Value, feature_on: impl Fn(&str) -> bool) -> 
             .map(|g| g.as_str().map(str::to_owned).ok_or_else(|| format!("every entry of `{what}` must be a string")))
             .collect()
     };
+    if section.get("guests").is_none() && section.get("features").is_none() {
+        return Err("`guests` is missing".to_owned());
+    }
     let mut guests = match section.get("guests") {
         Some(list) => strings(list, "guests")?,
         None => Vec::new(),
@@ -397,9 +400,6 @@ fn guests_of(section: &serde_json::Value, feature_on: impl Fn(&str) -> bool) -> 
                 guests.extend(listed);
             }
         }
-    }
-    if guests.is_empty() && section.get("guests").is_none() && section.get("features").is_none() {
-        return Err("`guests` is missing".to_owned());
     }
     Ok(guests)
 }
@@ -458,5 +458,15 @@ mod tests {
         let wrong = serde_json::json!({ "guests": ["a"], "features": { "component": "c" } });
         assert_eq!(guests_of(&wrong, |_| true).unwrap_err(), "`features.component` is not a list");
         assert_eq!(guests_of(&serde_json::json!({}), |_| true).unwrap_err(), "`guests` is missing");
+        let error = Error::BadMetadata {
+            manifest: "fw/Cargo.toml".into(),
+            message: "`features.component` is not a list".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "wasm-embed-build: `[package.metadata.wasm-embed]` in fw/Cargo.toml is invalid: `features.component` is \
+             not a list; expected `guests = [\"path/to/guest\", \"package-name\"]`, and under \
+             `[package.metadata.wasm-embed.features]` a list like it per firmware feature"
+        );
     }
 }

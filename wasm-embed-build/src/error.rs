@@ -84,7 +84,8 @@ impl fmt::Display for Error {
             Error::BadMetadata { manifest, message } => write!(
                 f,
                 "wasm-embed-build: `[package.metadata.wasm-embed]` in {} is invalid: {message}; \
-                 expected `guests = [\"path/to/guest\", \"package-name\"]`",
+                 expected `guests = [\"path/to/guest\", \"package-name\"]`, and under \
+                 `[package.metadata.wasm-embed.features]` a list like it per firmware feature",
                 manifest.display()
             ),
             Error::GuestNotFound { spec, reason } => write!(

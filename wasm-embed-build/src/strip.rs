@@ -9,8 +9,9 @@ use crate::Error;
 
 /// Strips `wasm`. With `keep_names`, the `name` section stays, so traps can name the
 /// guest's functions (the debug profile). The exports whose names start with one in
-/// `unused` go, and the code only they reached. A guest that could never be instantiated is refused here,
-/// as the first stage that reads it (see [`check_segments`]).
+/// `unused` go, and the code only they reached. A guest that could never be
+/// instantiated is refused here, as the first stage that reads it (see
+/// [`check_segments`]).
 pub fn strip(guest: &str, wasm: &[u8], keep_names: bool, unused: &[&str]) -> Result<Vec<u8>, Error> {
     let mut module = parse_with(guest, wasm, keep_names)?;
     check_segments(guest, &module)?;
@@ -18,7 +19,8 @@ pub fn strip(guest: &str, wasm: &[u8], keep_names: bool, unused: &[&str]) -> Res
     for id in ids {
         module.customs.delete(id);
     }
-    let exports: Vec<_> = module.exports.iter().filter(|e| unused.iter().any(|u| e.name.starts_with(u))).map(|e| e.id()).collect();
+    let unused_export = |e: &&walrus::Export| unused.iter().any(|u| e.name.starts_with(u));
+    let exports: Vec<_> = module.exports.iter().filter(unused_export).map(|e| e.id()).collect();
     if !exports.is_empty() {
         for id in exports {
             module.exports.delete(id);
