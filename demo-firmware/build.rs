@@ -14,5 +14,38 @@ fn main() {
 
     // Builds, strips, optimizes and precompiles the guests listed in Cargo.toml. Fuel
     // bounds every call, so the guest that loops forever is stopped.
-    wasm_embed_build::Builder::new().fuel(1_000_000).compile();
+    let mut builder = wasm_embed_build::Builder::new();
+    builder.fuel(1_000_000);
+    if std::env::var_os("CARGO_FEATURE_GENERATED_MODULES").is_some() {
+        generated_modules(&mut builder, &out);
+    }
+    builder.compile();
+}
+
+/// The generated-modules check: every `.wasm` in the directory `GENERATED_MODULES` names
+/// becomes a guest, instead of the listed ones, and `generated-modules.rs` lists them for
+/// examples/generated.rs.
+fn generated_modules(builder: &mut wasm_embed_build::Builder, out: &std::path::Path) {
+    println!("cargo:rerun-if-env-changed=GENERATED_MODULES");
+    let Some(dir) = std::env::var_os("GENERATED_MODULES") else {
+        panic!(
+            "the generated-modules feature needs GENERATED_MODULES, a directory of .wasm files \
+             (pipeline-check's on-device test writes them)"
+        );
+    };
+    let mut modules: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("GENERATED_MODULES={}: {e}", PathBuf::from(&dir).display()))
+        .map(|entry| entry.expect("the directory lists").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+        .collect();
+    modules.sort();
+    let mut list =
+        String::from("/// The generated modules, in file-name order.\npub static GENERATED: &[&wasm_embed::Guest] = &[\n");
+    for module in &modules {
+        let name = module.file_stem().and_then(|stem| stem.to_str()).expect("the test names modules in ASCII");
+        list += &format!("    &demo_firmware::guests::{name}::GUEST,\n");
+        builder.guest(module.to_str().expect("the directory's path is UTF-8"));
+    }
+    list += "];\n";
+    std::fs::write(out.join("generated-modules.rs"), list).expect("OUT_DIR is writable");
 }

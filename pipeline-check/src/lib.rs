@@ -14,11 +14,13 @@ use std::path::Path;
 
 use arbitrary::Unstructured;
 use wasmtime::{
-    Caller, Engine, Linker, Module, Ref, Store, Trap, Val, ValType,
+    Caller, Engine, Linker, Module, Ref, Store, Trap, Val,
 };
 use wasm_embed::{Settings, Target};
 use wasm_embed_build::Memory;
 use wasm_embed_build::internal::Staged;
+
+pub mod oracle;
 
 /// Work one instance may do, in loop iterations and calls (wasm-smith's termination
 /// fuel): generated code loops forever as often as not.
@@ -30,6 +32,15 @@ const FUEL: u32 = 1_000;
 pub fn settings() -> Settings {
     Settings {
         max_wasm_stack: 1 << 20,
+        ..Settings::new(Target::this_machine())
+    }
+}
+
+/// The settings the firmware's guests are built with (demo-firmware's build.rs), for this
+/// machine: what the device runs, as pulley64.
+pub fn device_settings() -> Settings {
+    Settings {
+        fuel: Some(oracle::FUEL_PER_CALL),
         ..Settings::new(Target::this_machine())
     }
 }
@@ -86,11 +97,28 @@ const HEAP_BASE: &str = "__heap_base";
 /// `__heap_base`, as the compile stage asks the linker for, so the page-size stage
 /// gives them 1-byte pages.
 pub fn generate(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    generate_with(config(), u)
+}
+
+/// A module for the emulated device, as [`generate`] makes them but for its memory: one
+/// 64 KiB page at most, with a declared maximum, so that an instance fits the nRF52840's
+/// 192 KiB heap beside Wasmtime, and a `memory.grow` fails alike on every side instead of
+/// wherever a heap runs out.
+pub fn generate_for_device(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    let config = wasm_smith::Config {
+        max_memory32_bytes: 65536,
+        memory_max_size_required: true,
+        ..config()
+    };
+    generate_with(config, u)
+}
+
+fn generate_with(config: wasm_smith::Config, u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
     // Most with a memory, as most guests have one; the rest show that a module without
     // one passes through unchanged.
     let config = wasm_smith::Config {
         min_memories: u32::from(u.ratio(3u8, 4u8)?),
-        ..config()
+        ..config
     };
     let mut module = wasm_smith::Module::new(config, u)?;
     module
@@ -98,6 +126,24 @@ pub fn generate(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
         .expect("wasm-smith generated every function body itself");
     let wasm = with_identifier_names(&module.to_bytes());
     Ok(if u.arbitrary()? { with_heap_base(&wasm) } else { wasm })
+}
+
+/// Bytes wasm-smith draws one module from.
+const INPUT: usize = 4096;
+
+/// The input for module `seed`: splitmix64's stream, so a failure names a seed that
+/// reproduces it.
+pub fn input(seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = Vec::with_capacity(INPUT);
+    while bytes.len() < INPUT {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        bytes.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    bytes
 }
 
 /// `wasm` with its exports named `export0`, `export1`...: wasm-smith's names are any
@@ -450,7 +496,8 @@ fn observe(engine: &Engine, module: &Module) -> Observation {
     for (index, name) in exports.iter().enumerate() {
         let Some(func) = instance.get_func(&mut store, name) else { continue };
         let ty = func.ty(&store);
-        let params: Vec<Val> = ty.params().enumerate().map(|(i, ty)| argument(&ty, index * 3 + i)).collect();
+        let params: Vec<Val> =
+            ty.params().enumerate().map(|(i, ty)| observe::wasmtime_argument(&ty, index * 3 + i)).collect();
         let mut results = vec![Val::I32(0); ty.results().len()];
         let outcome = func
             .call(&mut store, &params, &mut results)
@@ -474,19 +521,6 @@ fn observe(engine: &Engine, module: &Module) -> Observation {
     }
     observation.host = std::mem::take(&mut store.data_mut().log);
     observation
-}
-
-/// The argument at `position`: small, large, negative and boundary values in turn.
-fn argument(ty: &ValType, position: usize) -> Val {
-    const VALUES: [i64; 10] = [0, 1, -1, 7, 0x7fff_ffff, i32::MIN as i64, 65535, 65536, 100, -100];
-    let value = VALUES[position % VALUES.len()];
-    match ty {
-        ValType::I32 => Val::I32(value as i32),
-        ValType::I64 => Val::I64(value.wrapping_mul(0x1_0000_0001)),
-        ValType::F32 => Val::F32((value as f32).to_bits()),
-        ValType::F64 => Val::F64((value as f64 / 3.0).to_bits()),
-        _ => unreachable!("guests' functions take numbers only"),
-    }
 }
 
 fn show(value: &Val) -> String {

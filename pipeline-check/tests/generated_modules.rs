@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use arbitrary::Unstructured;
-use pipeline_check::{Outcome, check_module, generate};
+use pipeline_check::{Outcome, check_module, generate, input};
 
 /// Enough for every kind of module to turn up many times; about two minutes on two
 /// cores. `PIPELINE_CHECK_MODULES=N` runs another number (the seeds are 0..N).
@@ -13,24 +13,6 @@ const MODULES: u64 = 1_200;
 
 fn modules() -> u64 {
     std::env::var("PIPELINE_CHECK_MODULES").map_or(MODULES, |n| n.parse().expect("PIPELINE_CHECK_MODULES is a number"))
-}
-
-/// Bytes wasm-smith draws one module from.
-const INPUT: usize = 4096;
-
-/// The input for module `seed`: splitmix64's stream, so a failure names a seed that
-/// reproduces it.
-fn input(seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    let mut bytes = Vec::with_capacity(INPUT);
-    while bytes.len() < INPUT {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        bytes.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    bytes
 }
 
 #[derive(Default, Debug)]

@@ -463,13 +463,16 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
          /// serving its imports.\n        \
          pub fn new(module: &GuestModule, host: H) -> Result<Self, Error> {{"
     );
+    // Looking up the exports needs it mutable; a guest with none would warn.
+    let binding = if exports.is_empty() { "instance" } else { "mut instance" };
     if interface.imports.is_empty() {
-        code.push_str(
-            "            let imports = |_: &mut _| -> [::wasm_embed::__private::wasmtime::Extern; 0] { [] };\n            \
-             let mut instance = GuestInstance::new(&GUEST, module, host, imports)?;\n",
+        let _ = write!(
+            code,
+            "            let imports = |_: &mut _| -> [::wasm_embed::__private::wasmtime::Extern; 0] {{ [] }};\n            \
+             let {binding} = GuestInstance::new(&GUEST, module, host, imports)?;\n",
         );
     } else {
-        code.push_str("            let mut instance = GuestInstance::new(&GUEST, module, host, |store| {\n                [\n");
+        let _ = write!(code, "            let {binding} = GuestInstance::new(&GUEST, module, host, |store| {{\n                [\n");
         for f in &interface.imports {
             let trait_name = &traits.iter().find(|(module, ..)| *module == f.module).unwrap().1;
             let method = method_name(&f.name);
@@ -558,7 +561,8 @@ fn wrap_signature(line: &str) -> String {
     }
     let indent = &line[..line.len() - line.trim_start().len()];
     let open = line.find('(').unwrap();
-    let close = line.rfind(')').unwrap();
+    // Parameters are numbers and memory, never parenthesised; the result may be `()`.
+    let close = open + line[open..].find(')').unwrap();
     let mut out = format!("{}\n", &line[..=open]);
     for param in line[open + 1..close].split(", ") {
         let _ = writeln!(out, "{indent}    {param},");
@@ -708,6 +712,21 @@ fn unique(name: String, suffix: &str, taken: &mut Vec<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the on-device check: a long signature returning `()` was cut at the
+    /// result's parenthesis, and the firmware did not compile.
+    #[test]
+    fn a_long_signature_wraps_its_parameters_whatever_it_returns() {
+        let params = ", a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64";
+        for result in ["()", "u32"] {
+            let line = format!("        pub fn export12(&mut self{params}) -> Result<{result}, Error> {{");
+            let expected = format!(
+                "        pub fn export12(\n            &mut self,\n{}        ) -> Result<{result}, Error> {{",
+                params.split(", ").skip(1).map(|p| format!("            {p},\n")).collect::<String>()
+            );
+            assert_eq!(wrap_signature(&line), expected);
+        }
+    }
 
     #[test]
     fn names_become_rust_identifiers() {

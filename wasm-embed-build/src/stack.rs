@@ -173,13 +173,18 @@ impl Function {
     }
 }
 
-/// The deepest stack over every trampoline the host can enter the guest by.
+/// The deepest stack over every trampoline the host can enter the guest by: each export's,
+/// and the one instantiation enters the module's startup code by (`module_start[0]::Array`),
+/// which Wasmtime compiles to copy data segments into memory. A module with data and no
+/// exported function has only that one; the bound must cover it, or Wasmtime panics where
+/// it would trap (a Pulley stack overflow in an entry trampoline, before the trampoline
+/// has recorded where a trap returns to).
 fn deepest_entry(functions: &[Function]) -> Stack {
     let by_start: HashMap<usize, usize> = functions.iter().enumerate().map(|(i, f)| (f.start, i)).collect();
     let mut depths: Vec<Option<Result<usize, String>>> = vec![None; functions.len()];
     let mut bytes = 0;
     for (index, function) in functions.iter().enumerate() {
-        if function.name.contains("array_to_wasm_trampoline") {
+        if function.name.contains("array_to_wasm_trampoline") || function.name.ends_with("::Array") {
             match depth(index, functions, &by_start, &mut depths, &mut Vec::new()) {
                 Ok(depth) => bytes = bytes.max(depth),
                 Err(reason) => return Stack::Unbounded { reason },

@@ -87,6 +87,24 @@ fn a_prebuilt_module_is_stripped_optimized_sized_precompiled_and_called() {
     assert!(sensor.call(&label, 16).is_err());
 }
 
+/// The on-device check's regression: data and no function. The stack bound must cover
+/// the startup code that copies the data in, or instantiating it panics in Wasmtime.
+#[test]
+fn a_module_with_data_and_no_function_gets_the_stack_its_startup_code_needs() {
+    let wat = std::fs::read_to_string(common::repo().join("pipeline-check/regressions/data-and-no-function.wat")).unwrap();
+    let wasm = module_file("startup-only", "startup_only.wasm", &wat);
+    let output = builder("startup-only").guest(wasm.to_str().unwrap()).try_compile().unwrap();
+    let wasm_embed_build::Stack::Bounded { bytes } = output.guests[0].stack else {
+        panic!("{:?}", output.guests[0].stack)
+    };
+    // The startup trampoline saves 16 registers: more than 128 bytes.
+    assert!(bytes > 128, "{bytes}");
+    let guest = built_guest(&output, "startup_only");
+    let module = guest.load(&wasm_embed::engine(guest.settings()).unwrap()).unwrap();
+    let mut instance = GuestInstance::new(guest, &module, (), |_: &mut _| -> [Extern; 0] { [] }).unwrap();
+    assert_eq!(instance.memory().read(1324u32, 1u32).unwrap(), [0x0f]);
+}
+
 #[test]
 fn a_prebuilt_module_without_heap_base_keeps_its_pages_with_a_warning_that_says_how_to_link_it() {
     let wasm = module_file(

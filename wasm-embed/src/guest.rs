@@ -235,6 +235,13 @@ impl GuestModule {
     }
 }
 
+/// The Wasmtime module behind `module`, for the firmware that calls generated modules'
+/// exports by name (the on-device differential check), which no typed handle can.
+#[doc(hidden)]
+pub fn module_of(module: &GuestModule) -> &Module {
+    module.module()
+}
+
 /// A component guest loaded for an engine, its code still in flash: what
 /// [`GuestModule`] is for a core module. Give it to the guest's handle; clones share
 /// it.

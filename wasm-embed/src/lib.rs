@@ -69,7 +69,7 @@ pub use wasmtime::Engine;
 pub mod __private {
     #[cfg(feature = "component-model")]
     pub use crate::component::ComponentInstance;
-    pub use crate::guest::{Aligned, crc32};
+    pub use crate::guest::{Aligned, crc32, module_of};
     pub use crate::instance::{Context, GuestFunc, GuestInstance, memory_and_host};
     pub use wasmtime;
 }
