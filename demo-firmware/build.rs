@@ -14,18 +14,19 @@ fn main() {
 
     // Builds, strips, optimizes and precompiles the guests listed in Cargo.toml. Fuel
     // bounds every call, so the guest that loops forever is stopped.
-    let mut builder = wasm_embed_build::Builder::new();
-    builder.fuel(1_000_000);
-    if std::env::var_os("CARGO_FEATURE_GENERATED_MODULES").is_some() {
-        generated_modules(&mut builder, &out);
-    }
-    builder.compile();
+    generated_modules(wasm_embed_build::Builder::new().fuel(1_000_000), &out).compile();
 }
 
-/// The generated-modules check: every `.wasm` in the directory `GENERATED_MODULES` names
-/// becomes a guest, instead of the listed ones, and `generated-modules.rs` lists them for
-/// examples/generated.rs.
-fn generated_modules(builder: &mut wasm_embed_build::Builder, out: &std::path::Path) {
+/// With the `generated-modules` feature (the on-device check), every `.wasm` in the
+/// directory `GENERATED_MODULES` names becomes a guest, instead of the listed ones, and
+/// `generated-modules.rs` lists them for examples/generated.rs.
+fn generated_modules<'a>(
+    builder: &'a mut wasm_embed_build::Builder,
+    out: &std::path::Path,
+) -> &'a mut wasm_embed_build::Builder {
+    if std::env::var_os("CARGO_FEATURE_GENERATED_MODULES").is_none() {
+        return builder;
+    }
     println!("cargo:rerun-if-env-changed=GENERATED_MODULES");
     let Some(dir) = std::env::var_os("GENERATED_MODULES") else {
         panic!(
@@ -48,4 +49,5 @@ fn generated_modules(builder: &mut wasm_embed_build::Builder, out: &std::path::P
     }
     list += "];\n";
     std::fs::write(out.join("generated-modules.rs"), list).expect("OUT_DIR is writable");
+    builder
 }
