@@ -137,6 +137,20 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
+/// Bytes of flash the `generated` example built for `target` takes: what the linker
+/// places in flash (vectors, code, read-only data, and the initial values of .data).
+fn flash(target: &str) -> u64 {
+    use object::{Object, ObjectSection};
+    let path = repo().join("demo-firmware/target").join(target).join("release/examples/generated");
+    let elf = std::fs::read(&path).unwrap();
+    let elf = object::File::parse(&*elf).unwrap();
+    [".vector_table", ".init.rust", ".text", ".rodata", ".data"]
+        .iter()
+        .filter_map(|name| elf.section_by_name(name))
+        .map(|section| section.size())
+        .sum()
+}
+
 /// Builds demo-firmware's `generated` example with the modules in `batch` and runs it
 /// in QEMU (for `target`, or the Cortex-M4); its stdout.
 fn run_firmware(batch: &Path, target: Option<&str>) -> String {
@@ -221,6 +235,7 @@ fn generated_modules_run_alike_on_the_emulated_cortex_m4_on_the_host_and_under_w
 
     let riscv_everywhere = std::env::var_os("DEVICE_CHECK_RISCV").is_some();
     let (mut compared, mut overflows, mut calls, mut traps, mut host_calls, mut peak) = (0, 0, 0, 0, 0, 0);
+    let mut largest_flash = 0;
     let mut differences = Vec::new();
     // The firmware runs them in file-name order.
     for batch in &mut batches {
@@ -233,6 +248,7 @@ fn generated_modules_run_alike_on_the_emulated_cortex_m4_on_the_host_and_under_w
             std::fs::write(dir.join(format!("{}.wasm", module.name)), &module.wasm).unwrap();
         }
         let stdout = run_firmware(&dir, None);
+        largest_flash = largest_flash.max(flash("thumbv7em-none-eabihf"));
         let runs = device_runs(&stdout);
         assert_eq!(runs.len(), batch.len(), "the firmware ran {} of {} modules:\n{stdout}", runs.len(), batch.len());
         for (module, (name, lines, heap)) in batch.iter().zip(&runs) {
@@ -274,14 +290,16 @@ fn generated_modules_run_alike_on_the_emulated_cortex_m4_on_the_host_and_under_w
     }
     println!(
         "| modules | refused by the build | firmware runs | compared | compared up to a stack overflow | calls | traps \
-         | host calls | largest peak heap |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+         | host calls | largest peak heap | largest firmware flash |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     println!(
         "| {wanted} and {regression_count} regressions | {refused} | {} | {compared} | {overflows} | {calls} | {traps} \
-         | {host_calls} | {peak} |",
+         | {host_calls} | {peak} | {largest_flash} |",
         batches.len()
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // What the nRF52840 has: memory.x stops a larger link, the heap a larger instance.
+    assert!(largest_flash <= 1024 * 1024 && peak <= 192 * 1024, "{largest_flash} B flash, {peak} B heap");
     // The run proves something only if the modules did what can go wrong.
     // Modules that recurse until the 4 KiB Pulley stack runs out: pulley32 and pulley64
     // frames differ in size, so they stop at different depths. They must stay a few.
