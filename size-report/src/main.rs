@@ -363,8 +363,12 @@ fn variant(name: &str, edits: &[Edit]) -> Result<Variant, String> {
             "Cargo.toml" => {
                 text = text.replace("name = \"demo-firmware\"", &format!("name = {:?}", variant.name));
                 text = rename_examples(&text, &variant);
-                let local = if with_crates { "\"../guests/" } else { "\"../" };
-                text = text.replace(local, &format!("\"{repo_path}/{}", &local[4..]));
+                // Crates no lever edits stay where they are; with the runtime crates
+                // copied beside it, the copy's paths to those keep pointing at the copies.
+                let locals: &[&str] = if with_crates { &["\"../guests/", "\"../pipeline-check/"] } else { &["\"../"] };
+                for local in locals {
+                    text = text.replace(local, &format!("\"{repo_path}/{}", &local[4..]));
+                }
             }
             "../Cargo.toml" => text = text.replace(", \"size-report\"", ""),
             _ => {}
