@@ -1,5 +1,5 @@
 use std::borrow::BorrowMut;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     // cortex-m-rt's and riscv-rt's link.x find memory.x on the linker's search path; the
@@ -18,17 +18,34 @@ fn main() {
     compile(wasm_embed_build::Builder::new().fuel(1_000_000), &out);
 }
 
-/// Builds the guests. With the `generated-modules` feature (the on-device check), every
-/// `.wasm` in the directory `GENERATED_MODULES` names becomes a guest, instead of the
-/// listed ones, and `generated-modules.rs` lists them for examples/generated.rs. (It takes
-/// the builder, or a reference to it, as the one chain in `main` hands it over: the
-/// tests and the size report edit that chain.)
-fn compile(mut builder: impl BorrowMut<wasm_embed_build::Builder>, out: &std::path::Path) {
+/// Builds the guests: the ones listed in Cargo.toml or, with the `generated-modules`
+/// feature (the on-device check), every `.wasm` in the directory `GENERATED_MODULES`
+/// names instead, listed in `generated-modules.rs` for examples/generated.rs. It takes
+/// the builder as the one chain in `main` hands it over, a value or a reference: the
+/// tests and the size report edit that chain.
+fn compile(mut builder: impl BorrowMut<wasm_embed_build::Builder>, out: &Path) {
     let builder = builder.borrow_mut();
-    if std::env::var_os("CARGO_FEATURE_GENERATED_MODULES").is_none() {
-        builder.compile();
-        return;
+    let generated = std::env::var_os("CARGO_FEATURE_GENERATED_MODULES").is_some();
+    if generated {
+        for module in generated_modules() {
+            builder.guest(module.to_str().expect("the directory's path is UTF-8"));
+        }
     }
+    let output = builder.compile();
+    if generated {
+        // By the names the build gave them, which the emitted module uses.
+        let mut list = String::from("/// The generated modules, in file-name order.\n");
+        list += "pub static GENERATED: &[&wasm_embed::Guest] = &[\n";
+        for guest in &output.guests {
+            list += &format!("    &demo_firmware::guests::{}::GUEST,\n", guest.name);
+        }
+        list += "];\n";
+        std::fs::write(out.join("generated-modules.rs"), list).expect("OUT_DIR is writable");
+    }
+}
+
+/// The `.wasm` files in the directory `GENERATED_MODULES` names, in file-name order.
+fn generated_modules() -> Vec<PathBuf> {
     println!("cargo:rerun-if-env-changed=GENERATED_MODULES");
     let Some(dir) = std::env::var_os("GENERATED_MODULES") else {
         panic!(
@@ -37,19 +54,12 @@ fn compile(mut builder: impl BorrowMut<wasm_embed_build::Builder>, out: &std::pa
         );
     };
     let mut modules: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("GENERATED_MODULES={}: {e}", PathBuf::from(&dir).display()))
+        .unwrap_or_else(|e| {
+            panic!("GENERATED_MODULES={}: {e}; set it to a directory of .wasm files", Path::new(&dir).display())
+        })
         .map(|entry| entry.expect("the directory lists").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
         .collect();
     modules.sort();
-    let mut list =
-        String::from("/// The generated modules, in file-name order.\npub static GENERATED: &[&wasm_embed::Guest] = &[\n");
-    for module in &modules {
-        let name = module.file_stem().and_then(|stem| stem.to_str()).expect("the test names modules in ASCII");
-        list += &format!("    &demo_firmware::guests::{name}::GUEST,\n");
-        builder.guest(module.to_str().expect("the directory's path is UTF-8"));
-    }
-    list += "];\n";
-    std::fs::write(out.join("generated-modules.rs"), list).expect("OUT_DIR is writable");
-    builder.compile();
+    modules
 }

@@ -1,12 +1,13 @@
 //! Generated modules on the device: runs every module the build was given (see
 //! `GENERATED_MODULES` in build.rs) as its guest, through the same load as any guest,
 //! and prints what each did with `observe`'s lines, which pipeline-check's on-device
-//! test compares with the host's Pulley and with wasmi. Each module's lines start with
+//! test compares with the host's Pulley and with wasmi. The first line says the fuel
+//! each call gets, which the host must give too; each module's lines start with
 //! `module NAME` and end with its peak heap, which the comparison leaves out.
 #![no_std]
 #![no_main]
 
-use demo_firmware::{exit, heap, say};
+use demo_firmware::{exit, guests, heap, say};
 
 include!(concat!(env!("OUT_DIR"), "/generated-modules.rs"));
 
@@ -14,6 +15,7 @@ include!(concat!(env!("OUT_DIR"), "/generated-modules.rs"));
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
+    say!("fuel per call {:?}", guests::SETTINGS.fuel);
     for guest in GENERATED {
         say!("module {}", guest.name());
         heap::reset_peak();

@@ -524,13 +524,7 @@ fn observe(engine: &Engine, module: &Module) -> Observation {
 }
 
 fn show(value: &Val) -> String {
-    match value {
-        Val::I32(v) => format!("i32 {v}"),
-        Val::I64(v) => format!("i64 {v}"),
-        Val::F32(bits) => format!("f32 {bits:#010x}"),
-        Val::F64(bits) => format!("f64 {bits:#018x}"),
-        other => format!("{other:?}"),
-    }
+    observe::number(value).to_string()
 }
 
 fn describe(error: &wasmtime::Error) -> String {

@@ -64,7 +64,7 @@ fn regressions() -> Vec<(String, Vec<u8>)> {
 
 /// Module `name` through the stages for this machine, and its runs under pulley64 and
 /// wasmi; `None` if the build refuses it (a module that could never be instantiated).
-/// Pulley and wasmi must agree, unless the stack overflowed in either (its depth differs).
+/// Pulley and wasmi must agree (see [`agree`] for a run that overflowed the stack).
 fn prepare(name: String, wasm: Vec<u8>, scratch: &Path) -> Result<Option<Prepared>, String> {
     let mut staged = Staged::new(&name, &wasm, device_settings(), scratch);
     while let Some((stage, result)) = staged.next_stage() {
@@ -94,15 +94,15 @@ fn prepare(name: String, wasm: Vec<u8>, scratch: &Path) -> Result<Option<Prepare
     }))
 }
 
-fn overflowed(lines: &[String]) -> bool {
-    lines.iter().any(|line| line.contains("trap: StackOverflow"))
+/// The line at which a run overflowed the Pulley stack, if it did.
+fn overflow(lines: &[String]) -> Option<usize> {
+    lines.iter().position(|line| line.contains("trap: StackOverflow"))
 }
 
 /// Whether two runs printed the same; where either overflowed the Pulley stack, up to
 /// that call: stacks of other sizes overflow at other depths, and what the module did
 /// after that (its globals and memory) depends on where it stopped.
 fn agree(expected: &[String], found: &[String]) -> bool {
-    let overflow = |lines: &[String]| lines.iter().position(|line| line.contains("trap: StackOverflow"));
     match overflow(expected).into_iter().chain(overflow(found)).min() {
         Some(at) => expected.get(..at) == found.get(..at),
         None => expected == found,
@@ -118,10 +118,18 @@ fn first_difference(expected: &[String], found: &[String]) -> String {
     )
 }
 
-/// The module's lines in a firmware's output, and its peak heap, by module name.
+/// The module's lines in a firmware's output, and its peak heap, by module name. The
+/// firmware's fuel per call must be the host's.
 fn device_runs(stdout: &str) -> Vec<(String, Vec<String>, usize)> {
+    let mut lines = stdout.lines();
+    let fuel = format!("fuel per call {:?}", Some(oracle::FUEL_PER_CALL));
+    assert_eq!(
+        lines.next(),
+        Some(fuel.as_str()),
+        "the firmware's fuel differs from the host's: make oracle::FUEL_PER_CALL demo-firmware's Builder::fuel"
+    );
     let mut runs: Vec<(String, Vec<String>, usize)> = Vec::new();
-    for line in stdout.lines() {
+    for line in lines {
         if let Some(name) = line.strip_prefix("module ") {
             runs.push((name.to_owned(), Vec::new(), 0));
         } else if let Some(peak) = line.strip_prefix("peak heap ").and_then(|rest| rest.strip_suffix(" bytes")) {
@@ -265,7 +273,7 @@ fn generated_modules_run_alike_on_the_emulated_cortex_m4_on_the_host_and_under_w
                 ));
                 continue;
             }
-            if overflowed(lines) || overflowed(&module.pulley) {
+            if overflow(lines).or(overflow(&module.pulley)).is_some() {
                 overflows += 1;
                 continue;
             }

@@ -64,7 +64,8 @@ pub use guest::{Guest, GuestModule};
 pub use memory::{GuestMemory, Pointer};
 pub use wasmtime::Engine;
 
-/// What the module `wasm-embed-build` writes uses; not for firmware code.
+/// What the module `wasm-embed-build` writes uses, and the on-device check's firmware
+/// (`module_of`); not for firmware code.
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "component-model")]

@@ -293,7 +293,8 @@ fn value(number: Number) -> Val {
     }
 }
 
-fn number(value: &Val) -> Number {
+/// A number as the lines print it.
+pub fn number(value: &Val) -> Number {
     match *value {
         Val::I32(v) => Number::I32(v),
         Val::I64(v) => Number::I64(v),
