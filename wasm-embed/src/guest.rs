@@ -3,7 +3,7 @@
 use alloc::sync::Arc;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use wasmtime::{Engine, Module};
 
@@ -41,6 +41,9 @@ pub struct Guest {
     /// in place by its address, and a second live module made from the same flash bytes
     /// makes it panic; so a guest is loaded once, and its module shared.
     loaded: AtomicBool,
+    /// Where the loaded module's bytes start: the embedded `.cwasm`, or an update's in a
+    /// flash slot, which must not be erased while the module runs from it.
+    running_at: AtomicUsize,
 }
 
 impl Guest {
@@ -73,6 +76,7 @@ impl Guest {
             checksum: None,
             settings,
             loaded: AtomicBool::new(false),
+            running_at: AtomicUsize::new(0),
         }
     }
 
@@ -98,7 +102,15 @@ impl Guest {
             checksum: None,
             settings,
             loaded: AtomicBool::new(false),
+            running_at: AtomicUsize::new(0),
         }
+    }
+
+    /// Where the bytes of the module loaded now start, if one is alive.
+    pub(crate) fn running_at(&self) -> Option<usize> {
+        self.loaded
+            .load(Ordering::Acquire)
+            .then(|| self.running_at.load(Ordering::Acquire))
     }
 
     /// The guest's name: its crate's library name, or its `.wasm` file's stem.
@@ -126,10 +138,20 @@ impl Guest {
     /// run two modules from the same flash bytes at once. Clone the [`GuestModule`] to
     /// share it.
     pub fn load(&'static self, engine: &Engine) -> Result<GuestModule, Error> {
-        let cwasm = self.claim(Kind::Module)?;
+        let cwasm = self.claim(self.embedded()?, Kind::Module)?;
         // SAFETY: `new`'s contract says the bytes came from Wasmtime's precompiler (and
         // the checksum, if given, that they are still those bytes), and a
         // `&'static [u8]` in flash outlives the module and is never written.
+        unsafe { self.load_module(engine, cwasm) }
+    }
+
+    /// Loads `cwasm` (the built-in `.cwasm`, or a verified update's) as this guest.
+    ///
+    /// # Safety
+    /// `cwasm` was claimed, is Wasmtime's precompiler output for this guest, unchanged,
+    /// and is neither written nor freed while the module lives.
+    pub(crate) unsafe fn load_module(&'static self, engine: &Engine, cwasm: NonNull<[u8]>) -> Result<GuestModule, Error> {
+        // SAFETY: the caller's contract is `deserialize_raw`'s.
         let module = unsafe { Module::deserialize_raw(engine, cwasm) };
         self.loaded(module).map(|loaded| GuestModule { loaded })
     }
@@ -139,17 +161,31 @@ impl Guest {
     /// [`Guest::load`], or a core module with this, is [`Error::WrongKind`].
     #[cfg(feature = "component-model")]
     pub fn load_component(&'static self, engine: &Engine) -> Result<GuestComponent, Error> {
-        let cwasm = self.claim(Kind::Component)?;
+        let cwasm = self.claim(self.embedded()?, Kind::Component)?;
         // SAFETY: as in `load`: `Engine::precompile_component`'s bytes, unchanged, in
         // flash for the life of the firmware.
+        unsafe { self.load_component_from(engine, cwasm) }
+    }
+
+    /// Loads `cwasm` (the built-in `.cwasm`, or a verified update's) as this component
+    /// guest.
+    ///
+    /// # Safety
+    /// As [`Guest::load_module`]'s.
+    #[cfg(feature = "component-model")]
+    pub(crate) unsafe fn load_component_from(
+        &'static self,
+        engine: &Engine,
+        cwasm: NonNull<[u8]>,
+    ) -> Result<GuestComponent, Error> {
+        // SAFETY: the caller's contract is `deserialize_raw`'s.
         let component = unsafe { wasmtime::component::Component::deserialize_raw(engine, cwasm) };
         self.loaded(component)
             .map(|loaded| GuestComponent { loaded })
     }
 
-    /// The `.cwasm`, once it is known to be undamaged, of the kind asked for, and not
-    /// loaded already; marks it loaded.
-    fn claim(&'static self, kind: Kind) -> Result<NonNull<[u8]>, Error> {
+    /// The embedded `.cwasm`, once it is known to be undamaged.
+    fn embedded(&self) -> Result<&'static [u8], Error> {
         let cwasm = self.cwasm.ok_or(Error::NotBuilt { guest: self.name })?;
         if let Some(expected) = self.checksum {
             let found = crc32(cwasm);
@@ -161,6 +197,12 @@ impl Guest {
                 });
             }
         }
+        Ok(cwasm)
+    }
+
+    /// `cwasm`, of the kind asked for, if the guest is not loaded already; marks it
+    /// loaded from there.
+    pub(crate) fn claim(&'static self, cwasm: &'static [u8], kind: Kind) -> Result<NonNull<[u8]>, Error> {
         if let Some(found) = Kind::of(cwasm)
             && found != kind
         {
@@ -172,6 +214,7 @@ impl Guest {
         if self.loaded.swap(true, Ordering::Acquire) {
             return Err(Error::AlreadyLoaded { guest: self.name });
         }
+        self.running_at.store(cwasm.as_ptr() as usize, Ordering::Release);
         Ok(NonNull::from(cwasm))
     }
 
@@ -192,8 +235,8 @@ impl Guest {
 
 /// What a `.cwasm` holds. Wasmtime refuses the other kind too, but only as an
 /// "incompatible object file format", which does not say what to do.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
     Module,
     Component,
 }
@@ -202,7 +245,7 @@ impl Kind {
     /// Read from the `e_flags` of the `.cwasm`'s ELF header, where Wasmtime marks it
     /// (`EF_WASMTIME_MODULE`, `EF_WASMTIME_COMPONENT` in its `obj.rs`); `None` for
     /// bytes that are not such an image, which Wasmtime then refuses itself.
-    fn of(cwasm: &[u8]) -> Option<Kind> {
+    pub(crate) fn of(cwasm: &[u8]) -> Option<Kind> {
         const E_FLAGS: usize = 48;
         let flags = cwasm.get(E_FLAGS..E_FLAGS + 4)?;
         if !cwasm.starts_with(b"\x7fELF") {

@@ -35,7 +35,9 @@
 //! yours too (Cargo applies a feature of `log` to the whole firmware); `std` is for a
 //! host; `compile` is the precompiler `wasm-embed-build` uses; `component-model` loads
 //! and runs component guests (a guest crate with a WIT world), at a cost in flash that
-//! a firmware with core guests only does not pay.
+//! a firmware with core guests only does not pay; `update` installs signed guest
+//! updates into flash slots and runs them ([`update`]), and `package` writes and signs
+//! those packages on a host.
 #![no_std]
 
 extern crate alloc;
@@ -51,6 +53,8 @@ mod instance;
 mod memory;
 #[cfg(feature = "platform")]
 mod platform;
+#[cfg(feature = "update")]
+pub mod update;
 
 #[cfg(all(feature = "compile", feature = "component-model"))]
 pub use config::precompile_component;

@@ -1,0 +1,139 @@
+use alloc::string::String;
+use core::fmt;
+
+use embedded_storage::nor_flash::NorFlashErrorKind;
+
+use super::Version;
+
+/// Why an update was refused, or could not be stored or loaded. Each variant's
+/// `Display` is one line naming the guest, the cause and what to do. Nothing of a
+/// refused package is ever loaded.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// Not a package, or one whose fields are out of range.
+    Malformed { guest: &'static str, reason: &'static str },
+    /// Shorter (or longer) than its header says.
+    Truncated { guest: &'static str, len: usize, expected: usize },
+    /// Signed by a key this firmware does not know.
+    UnknownKey { guest: &'static str },
+    /// The signature does not verify: the package was changed after it was signed.
+    BadSignature { guest: &'static str },
+    /// A package for another guest.
+    OtherGuest { guest: &'static str, package: String },
+    /// Precompiled by another Wasmtime version.
+    OtherWasmtime { guest: &'static str, package: String },
+    /// Precompiled with settings this firmware's engine does not use.
+    OtherSettings { guest: &'static str, setting: &'static str, package: String, firmware: String },
+    /// Its imports or exports differ from those the firmware's typed handle was made for.
+    OtherInterface { guest: &'static str, difference: String },
+    /// Below the lowest version the firmware still accepts: a rollback.
+    Older { guest: &'static str, package: Version, floor: Version },
+    /// Larger than a slot.
+    TooLarge { guest: &'static str, len: usize, slot: usize },
+    /// The install was given more or fewer bytes than it announced.
+    WrongLength { guest: &'static str, announced: usize, given: usize },
+    /// The flash driver failed.
+    Flash { guest: &'static str, operation: &'static str, offset: u32, kind: NorFlashErrorKind },
+    /// A slot still holds data after it was erased.
+    NotErased { guest: &'static str, offset: u32 },
+    /// The partition cannot hold two slots with this flash's sizes.
+    Partition { guest: &'static str, reason: &'static str },
+    /// The guest runs from the slot an install would erase.
+    SlotInUse { guest: &'static str, slot: usize },
+    /// Wasmtime refused the verified package.
+    Load(crate::Error),
+}
+
+impl fmt::Display for UpdateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use UpdateError::*;
+        match self {
+            Malformed { guest, reason } => write!(
+                f,
+                "update for guest `{guest}` refused: malformed package: {reason}; send the .update file the build or \
+                 `cargo wasm-embed sign` wrote"
+            ),
+            Truncated { guest, len, expected } => write!(
+                f,
+                "update for guest `{guest}` refused: truncated or malformed package ({len} bytes, its header says \
+                 {expected}); send the whole .update file"
+            ),
+            UnknownKey { guest } => write!(
+                f,
+                "update for guest `{guest}` refused: signed with a key this firmware does not know; sign it with the \
+                 key whose public half the firmware was built with (Builder::update_key)"
+            ),
+            BadSignature { guest } => write!(
+                f,
+                "update for guest `{guest}` refused: bad signature, the package was changed after it was signed; \
+                 send the package as `cargo wasm-embed sign` wrote it"
+            ),
+            OtherGuest { guest, package } => write!(
+                f,
+                "update for guest `{guest}` refused: the package is for guest `{package}`; install it in that guest's \
+                 slots"
+            ),
+            OtherWasmtime { guest, package } => write!(
+                f,
+                "update for guest `{guest}` refused: precompiled by Wasmtime {package}, this firmware runs Wasmtime \
+                 {}; build the update with the wasm-embed-build version the firmware was built with",
+                super::WASMTIME_VERSION
+            ),
+            OtherSettings {
+                guest,
+                setting,
+                package,
+                firmware,
+            } => write!(
+                f,
+                "update for guest `{guest}` refused: precompiled with {setting} {package}, the firmware's engine \
+                 with {setting} {firmware}; build the update with the firmware's build.rs settings"
+            ),
+            OtherInterface { guest, difference } => write!(
+                f,
+                "update for guest `{guest}` refused: another interface: {difference}; an update must keep the \
+                 imports and exports the firmware was built for, or ship with a new firmware"
+            ),
+            Older { guest, package, floor } => write!(
+                f,
+                "update for guest `{guest}` refused: version {package} is older than {floor}, the lowest this device \
+                 accepts (rollback); send a package of version {floor} or newer"
+            ),
+            TooLarge { guest, len, slot } => write!(
+                f,
+                "update for guest `{guest}` refused: {len} bytes do not fit its {slot}-byte slot; give the partition \
+                 more flash"
+            ),
+            WrongLength { guest, announced, given } => write!(
+                f,
+                "update for guest `{guest}` not installed: {given} bytes were written of the {announced} announced; \
+                 send the whole package again"
+            ),
+            Flash {
+                guest,
+                operation,
+                offset,
+                kind,
+            } => write!(
+                f,
+                "update for guest `{guest}` not installed: the flash failed to {operation} at {offset:#x} ({kind}); \
+                 the previous guest still runs: retry, and check the flash driver and partition"
+            ),
+            NotErased { guest, offset } => write!(
+                f,
+                "update for guest `{guest}` not installed: its slot is not erased at {offset:#x} after an erase; the \
+                 previous guest still runs: check the flash driver's erase and the partition's bounds"
+            ),
+            Partition { guest, reason } => write!(f, "update slots for guest `{guest}` unusable: {reason}"),
+            SlotInUse { guest, slot } => write!(
+                f,
+                "update for guest `{guest}` not installed: the guest runs from slot {slot}, which the install would \
+                 erase; drop its handles and module first"
+            ),
+            Load(error) => write!(f, "verified update not loaded: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for UpdateError {}

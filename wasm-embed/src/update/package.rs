@@ -1,0 +1,580 @@
+//! The update package: its format, the checks that precede any use of it, and (with the
+//! `package` feature) how the build and `cargo wasm-embed sign` write it.
+//!
+//! All numbers little-endian. A package is
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..4 | `WEPK` |
+//! | 4..6 | format, 1 |
+//! | 6..8 | header length: a multiple of 16, so the `.cwasm` after it stays aligned |
+//! | 8..12 | signed length: header and `.cwasm` |
+//! | 12..20 | key ID: the first 8 bytes of the signer's public key |
+//! | 20 | kind: 0 a core module, 1 a component |
+//! | 21 | target: 0 pulley32, 1 pulley64 |
+//! | 22 | profile: 0 size, 1 debug |
+//! | 23 | fuel: 0 off, 1 on |
+//! | 24..28 | Pulley stack the guest needs, bytes |
+//! | 28..36 | fuel per call |
+//! | 36..48 | version: major, minor, patch |
+//! | 48 | name length |
+//! | 49 | Wasmtime version length |
+//! | 50..52 | interface length |
+//! | 52.. | name, Wasmtime version, interface (UTF-8), zero padding |
+//! | header.. | the `.cwasm` |
+//! | signed.. | ed25519 signature over everything before it, 64 bytes |
+//!
+//! The interface is the guest's imports in order (the typed handle passes them by
+//! position) and its exports by name, one per line, `import host.extra: () -> i32`. It is
+//! carried whole rather than as a digest so that a refusal can name what differs.
+
+use alloc::string::String;
+use core::fmt;
+
+use super::{UpdateError, Updatable, WASMTIME_VERSION};
+use crate::guest::Kind;
+use crate::{Profile, Settings, Target};
+
+const MAGIC: &[u8; 4] = b"WEPK";
+const FORMAT: u16 = 1;
+/// The fixed part of the header, before the strings.
+const FIXED: usize = 52;
+/// The `.cwasm` starts at a multiple of this within the package.
+const ALIGN: usize = 16;
+const SIGNATURE: usize = 64;
+const KEY_ID: usize = 8;
+
+/// A guest's version, compared as semantic versions are (pre-release tags aside): an
+/// update is refused if it is below the lowest version the firmware still accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Patch version.
+    pub patch: u32,
+}
+
+impl Version {
+    /// `major.minor.patch`.
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Version {
+        Version { major, minor, patch }
+    }
+
+    /// The lowest version: a floor that accepts any update.
+    pub const ZERO: Version = Version::new(0, 0, 0);
+
+    /// Reads `1.2.3`; `None` for anything else (a pre-release tag such as `1.2.3-rc.1`
+    /// included, which has no place in an anti-rollback order).
+    pub fn parse(text: &str) -> Option<Version> {
+        let mut parts = text.split('.').map(|part| {
+            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u32>().ok())
+                .flatten()
+        });
+        let version = Version::new(parts.next()??, parts.next()??, parts.next()??);
+        parts.next().is_none().then_some(version)
+    }
+
+    /// The version as one number that orders as versions do, for a firmware that keeps
+    /// its anti-rollback floor in a 64-bit counter: 21 bits each (2,097,151 at most).
+    pub const fn to_u64(self) -> u64 {
+        const fn part(p: u32) -> u64 {
+            const MAX: u64 = (1 << 21) - 1;
+            if p as u64 > MAX { MAX } else { p as u64 }
+        }
+        (part(self.major) << 42) | (part(self.minor) << 21) | part(self.patch)
+    }
+
+    /// The version [`Version::to_u64`] made.
+    pub const fn from_u64(n: u64) -> Version {
+        const MASK: u64 = (1 << 21) - 1;
+        Version::new((n >> 42 & MASK) as u32, (n >> 21 & MASK) as u32, (n & MASK) as u32)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The ed25519 public key a firmware accepts updates from. The build emits it
+/// (`guests::UPDATE_KEY`); the secret half never leaves the machine that signs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicKey([u8; 32]);
+
+impl PublicKey {
+    /// The key's 32 bytes, as `cargo wasm-embed keygen` writes them (in hex).
+    pub const fn new(bytes: [u8; 32]) -> PublicKey {
+        PublicKey(bytes)
+    }
+
+    /// The key's bytes.
+    pub const fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn id(&self) -> &[u8] {
+        &self.0[..KEY_ID]
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey(")?;
+        hex(f, &self.0)?;
+        write!(f, ")")
+    }
+}
+
+fn hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+}
+
+/// A package whose every check passed: what it holds, borrowed from where it lies.
+#[derive(Clone, Copy, Debug)]
+pub struct Package<'a> {
+    name: &'a str,
+    version: Version,
+    wasmtime: &'a str,
+    settings: Settings,
+    component: bool,
+    interface: &'a str,
+    cwasm: &'a [u8],
+}
+
+impl<'a> Package<'a> {
+    /// Checks `bytes` as an update of `guest` signed with `key`, at version `floor` or
+    /// above, and returns what it holds; an error names the first check that failed.
+    /// Nothing but the lengths and the key ID is read before the signature is verified.
+    pub fn verify(bytes: &'a [u8], guest: &Updatable, key: &PublicKey, floor: Version) -> Result<Package<'a>, UpdateError> {
+        let name = guest.guest().name();
+        let signed = check_length(name, bytes)?;
+        if &bytes[12..12 + KEY_ID] != key.id() {
+            return Err(UpdateError::UnknownKey { guest: name });
+        }
+        let signature = ed25519_compact::Signature::from_slice(&bytes[signed..]).map_err(|_| UpdateError::BadSignature { guest: name })?;
+        ed25519_compact::PublicKey::new(key.0)
+            .verify(&bytes[..signed], &signature)
+            .map_err(|_| UpdateError::BadSignature { guest: name })?;
+        let package = parse(&bytes[..signed]).map_err(|reason| UpdateError::Malformed { guest: name, reason })?;
+        package.check(guest, floor)?;
+        Ok(package)
+    }
+
+    /// Reads a package's fields without checking its signature or anything else: for
+    /// tools that show what a file holds (`cargo wasm-embed inspect`), never for loading.
+    #[cfg(feature = "package")]
+    pub fn read_unverified(bytes: &'a [u8]) -> Result<Package<'a>, &'static str> {
+        let signed = check_length("", bytes).map_err(|_| "not a whole wasm-embed update package")?;
+        parse(&bytes[..signed])
+    }
+
+    /// The guest it updates.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// Its version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The Wasmtime version that precompiled it.
+    pub fn wasmtime(&self) -> &'a str {
+        self.wasmtime
+    }
+
+    /// The settings it was precompiled with, its own Pulley stack bound among them: build
+    /// the engine that runs it from these.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether it holds a component rather than a core module.
+    pub fn is_component(&self) -> bool {
+        self.component
+    }
+
+    /// Its imports and exports, one per line.
+    pub fn interface(&self) -> &'a str {
+        self.interface
+    }
+
+    /// The precompiled guest.
+    pub fn cwasm(&self) -> &'a [u8] {
+        self.cwasm
+    }
+
+    /// The checks after the signature: that it is this guest, for this firmware's engine
+    /// and handle, and not older than `floor`.
+    fn check(&self, updatable: &Updatable, floor: Version) -> Result<(), UpdateError> {
+        let guest = updatable.guest();
+        let name = guest.name();
+        if self.name != name {
+            return Err(UpdateError::OtherGuest {
+                guest: name,
+                package: self.name.into(),
+            });
+        }
+        if self.wasmtime != WASMTIME_VERSION {
+            return Err(UpdateError::OtherWasmtime {
+                guest: name,
+                package: self.wasmtime.into(),
+            });
+        }
+        let firmware = guest.settings();
+        let differs = |setting: &'static str, package: String, firmware: String| UpdateError::OtherSettings {
+            guest: name,
+            setting,
+            package,
+            firmware,
+        };
+        let debug = |value: &dyn fmt::Debug| alloc::format!("{value:?}");
+        let built_in_component = Kind::of(guest.cwasm()) == Some(Kind::Component);
+        if self.component != built_in_component {
+            let kind = |component| String::from(if component { "a component" } else { "a core module" });
+            return Err(differs("kind", kind(self.component), kind(built_in_component)));
+        }
+        if self.settings.target != firmware.target {
+            return Err(differs("target", debug(&self.settings.target), debug(&firmware.target)));
+        }
+        if self.settings.profile != firmware.profile {
+            return Err(differs("profile", debug(&self.settings.profile), debug(&firmware.profile)));
+        }
+        if self.settings.fuel.is_some() != firmware.fuel.is_some() {
+            let fuel = |on: bool| String::from(if on { "on" } else { "off" });
+            return Err(differs("fuel", fuel(self.settings.fuel.is_some()), fuel(firmware.fuel.is_some())));
+        }
+        if let Some(difference) = interface_difference(self.interface, updatable.interface()) {
+            return Err(UpdateError::OtherInterface { guest: name, difference });
+        }
+        if self.version < floor {
+            return Err(UpdateError::Older {
+                guest: name,
+                package: self.version,
+                floor,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The signed length of `bytes` (everything but the signature), once its magic, format
+/// and recorded length say it is a whole package.
+fn check_length(guest: &'static str, bytes: &[u8]) -> Result<usize, UpdateError> {
+    let malformed = |reason| UpdateError::Malformed { guest, reason };
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(malformed("it does not start as a wasm-embed update package does"));
+    }
+    if u16::from_le_bytes([bytes[4], bytes[5]]) != FORMAT {
+        return Err(malformed("its format is not the one this firmware reads (1)"));
+    }
+    if bytes.len() < FIXED + SIGNATURE {
+        return Err(UpdateError::Truncated {
+            guest,
+            len: bytes.len(),
+            expected: FIXED + SIGNATURE,
+        });
+    }
+    let signed = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let expected = signed.saturating_add(SIGNATURE);
+    if bytes.len() != expected || signed < FIXED {
+        return Err(UpdateError::Truncated {
+            guest,
+            len: bytes.len(),
+            expected,
+        });
+    }
+    Ok(signed)
+}
+
+/// Reads the signed part of a package.
+fn parse(body: &[u8]) -> Result<Package<'_>, &'static str> {
+    let u32_at = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().unwrap());
+    let header = u16::from_le_bytes([body[6], body[7]]) as usize;
+    if header < FIXED || header % ALIGN != 0 || header > body.len() {
+        return Err("its header length is out of range");
+    }
+    let (name_len, wasmtime_len) = (body[48] as usize, body[49] as usize);
+    let interface_len = u16::from_le_bytes([body[50], body[51]]) as usize;
+    let strings = body[FIXED..header]
+        .get(..name_len + wasmtime_len + interface_len)
+        .ok_or("its strings overrun its header")?;
+    let text = |range: core::ops::Range<usize>| core::str::from_utf8(&strings[range]).map_err(|_| "a string in it is not UTF-8");
+    let name = text(0..name_len)?;
+    let wasmtime = text(name_len..name_len + wasmtime_len)?;
+    let interface = text(name_len + wasmtime_len..strings.len())?;
+    let target = match body[21] {
+        0 => Target::Pulley32,
+        1 => Target::Pulley64,
+        _ => return Err("its target is unknown"),
+    };
+    let profile = match body[22] {
+        0 => Profile::Size,
+        1 => Profile::Debug,
+        _ => return Err("its profile is unknown"),
+    };
+    let fuel = match body[23] {
+        0 => None,
+        1 => Some(u64::from_le_bytes(body[28..36].try_into().unwrap())),
+        _ => return Err("its fuel setting is unknown"),
+    };
+    let component = match body[20] {
+        0 => false,
+        1 => true,
+        _ => return Err("its kind is unknown"),
+    };
+    Ok(Package {
+        name,
+        version: Version::new(u32_at(36), u32_at(40), u32_at(44)),
+        wasmtime,
+        settings: Settings {
+            target,
+            profile,
+            max_wasm_stack: u32_at(24) as usize,
+            fuel,
+        },
+        component,
+        interface,
+        cwasm: &body[header..],
+    })
+}
+
+/// The first import or export that differs between a package's interface and the
+/// firmware's, said in a few words; `None` if they are the same.
+fn interface_difference(package: &str, firmware: &str) -> Option<alloc::string::String> {
+    use alloc::format;
+    /// `import host.extra: () -> i32` as its kind, name and type.
+    fn split(line: &str) -> (&str, &str, &str) {
+        let (kind, rest) = line.split_once(' ').unwrap_or(("item", line));
+        let (name, ty) = rest.split_once(": ").unwrap_or((rest, "?"));
+        (kind, name, ty)
+    }
+    let (mut ours, mut theirs) = (firmware.lines(), package.lines());
+    loop {
+        let (mine, its) = match (ours.next(), theirs.next()) {
+            (None, None) => return None,
+            (mine, its) if mine == its => continue,
+            (mine, its) => (mine.map(split), its.map(split)),
+        };
+        return Some(match (mine, its) {
+            (Some(mine), Some(its)) if (mine.0, mine.1) == (its.0, its.1) => {
+                format!("{} `{}` is `{}` in the package, `{}` in the firmware", mine.0, mine.1, its.2, mine.2)
+            }
+            (Some(mine), Some(its)) => {
+                format!("the package has {} `{}` where the firmware has {} `{}`", its.0, its.1, mine.0, mine.1)
+            }
+            (Some(mine), None) => format!("the package lacks the firmware's {} `{}`", mine.0, mine.1),
+            (None, Some(its)) => format!("the package has {} `{}`, which the firmware does not", its.0, its.1),
+            (None, None) => unreachable!("both ended: returned above"),
+        });
+    }
+}
+
+/// What a package records, for writing one: the build writes each guest's, and
+/// `cargo wasm-embed sign` signs it.
+#[cfg(feature = "package")]
+#[derive(Clone, Debug)]
+pub struct PackageBuilder<'a> {
+    /// The guest's name, as the firmware's emitted module knows it.
+    pub name: &'a str,
+    /// The guest's version.
+    pub version: Version,
+    /// The settings its `.cwasm` was precompiled with, and the Pulley stack it needs.
+    pub settings: Settings,
+    /// Whether `cwasm` holds a component.
+    pub component: bool,
+    /// Its imports and exports, one per line, as [`Updatable::interface`] has them.
+    pub interface: &'a str,
+    /// The precompiled guest.
+    pub cwasm: &'a [u8],
+}
+
+#[cfg(feature = "package")]
+impl PackageBuilder<'_> {
+    /// The package without its signature, for the key `key`: what [`sign`] signs.
+    ///
+    /// [`sign`]: SecretKey::sign
+    pub fn unsigned(&self, key: &PublicKey) -> Result<alloc::vec::Vec<u8>, &'static str> {
+        let too_long = |what| move |_| what;
+        let name_len = u8::try_from(self.name.len()).map_err(too_long("the guest's name is over 255 bytes"))?;
+        let wasmtime_len = WASMTIME_VERSION.len() as u8;
+        let interface_len =
+            u16::try_from(self.interface.len()).map_err(too_long("the guest's interface is over 65,535 bytes"))?;
+        let header = (FIXED + self.name.len() + WASMTIME_VERSION.len() + self.interface.len()).next_multiple_of(ALIGN);
+        let header_len = u16::try_from(header).map_err(too_long("the guest's interface is over 65,535 bytes"))?;
+        let signed = u32::try_from(header + self.cwasm.len()).map_err(too_long("the .cwasm is over 4 GiB"))?;
+        let stack = u32::try_from(self.settings.max_wasm_stack).map_err(too_long("the Pulley stack is over 4 GiB"))?;
+        let mut out = alloc::vec::Vec::with_capacity(signed as usize + SIGNATURE);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT.to_le_bytes());
+        out.extend_from_slice(&header_len.to_le_bytes());
+        out.extend_from_slice(&signed.to_le_bytes());
+        out.extend_from_slice(key.id());
+        out.push(self.component.into());
+        out.push(match self.settings.target {
+            Target::Pulley32 => 0,
+            Target::Pulley64 => 1,
+        });
+        out.push(match self.settings.profile {
+            Profile::Size => 0,
+            Profile::Debug => 1,
+        });
+        out.push(self.settings.fuel.is_some().into());
+        out.extend_from_slice(&stack.to_le_bytes());
+        out.extend_from_slice(&self.settings.fuel.unwrap_or(0).to_le_bytes());
+        for part in [self.version.major, self.version.minor, self.version.patch] {
+            out.extend_from_slice(&part.to_le_bytes());
+        }
+        out.push(name_len);
+        out.push(wasmtime_len);
+        out.extend_from_slice(&interface_len.to_le_bytes());
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(WASMTIME_VERSION.as_bytes());
+        out.extend_from_slice(self.interface.as_bytes());
+        out.resize(header, 0);
+        out.extend_from_slice(self.cwasm);
+        Ok(out)
+    }
+}
+
+/// An ed25519 signing key. It belongs in a file only its owner reads, never in the
+/// firmware's sources, `OUT_DIR` or image.
+#[cfg(feature = "package")]
+pub struct SecretKey {
+    pair: ed25519_compact::KeyPair,
+}
+
+#[cfg(feature = "package")]
+impl SecretKey {
+    /// The key made from 32 random bytes (`cargo wasm-embed keygen` takes them from the
+    /// operating system).
+    pub fn from_seed(seed: [u8; 32]) -> SecretKey {
+        SecretKey {
+            pair: ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed)),
+        }
+    }
+
+    /// Its public half, which the firmware embeds.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(*self.pair.pk)
+    }
+
+    /// Signs `unsigned` ([`PackageBuilder::unsigned`]'s bytes, or a file the build
+    /// wrote) and returns the whole package; refuses bytes that are not an unsigned
+    /// package made for this key.
+    pub fn sign(&self, unsigned: &[u8]) -> Result<alloc::vec::Vec<u8>, &'static str> {
+        if unsigned.len() < FIXED || &unsigned[..4] != MAGIC {
+            return Err("it is not a wasm-embed update package");
+        }
+        let signed = u32::from_le_bytes(unsigned[8..12].try_into().unwrap()) as usize;
+        if unsigned.len() == signed + SIGNATURE {
+            return Err("it is signed already");
+        }
+        if unsigned.len() != signed {
+            return Err("it is truncated: its header records another length");
+        }
+        if unsigned[12..12 + KEY_ID] != self.pair.pk[..KEY_ID] {
+            return Err("it was built for another key (Builder::update_key names the public key it is for)");
+        }
+        parse(unsigned)?;
+        let mut out = unsigned.to_vec();
+        out.extend_from_slice(&*self.pair.sk.sign(unsigned, None));
+        Ok(out)
+    }
+
+    /// The key file's text: `wasm-embed secret key ` and the seed in hex.
+    pub fn to_file_text(&self) -> alloc::string::String {
+        alloc::format!("{SECRET_PREFIX}{}\n", to_hex(&*self.pair.sk.seed()))
+    }
+}
+
+#[cfg(feature = "package")]
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(for {:?})", self.public_key())
+    }
+}
+
+#[cfg(feature = "package")]
+impl PublicKey {
+    /// The key file's text: `wasm-embed public key ` and the key in hex.
+    pub fn to_file_text(&self) -> alloc::string::String {
+        alloc::format!("{PUBLIC_PREFIX}{}\n", to_hex(&self.0))
+    }
+}
+
+#[cfg(feature = "package")]
+const PUBLIC_PREFIX: &str = "wasm-embed public key ";
+#[cfg(feature = "package")]
+const SECRET_PREFIX: &str = "wasm-embed secret key ";
+
+/// Why a key file could not be read.
+#[cfg(feature = "package")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// A secret key was given where a public one belongs: it would end up in the image.
+    SecretGivenAsPublic,
+    /// A public key was given where the secret one is needed to sign.
+    PublicGivenAsSecret,
+    /// Not a key file `cargo wasm-embed keygen` writes.
+    NotAKey,
+}
+
+#[cfg(feature = "package")]
+impl fmt::Display for KeyFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyFileError::SecretGivenAsPublic => {
+                "it holds a secret key, which must never be built into a firmware; give the .pub file beside it"
+            }
+            KeyFileError::PublicGivenAsSecret => "it holds a public key, which cannot sign; give the secret key file",
+            KeyFileError::NotAKey => {
+                "it is not a key file of `cargo wasm-embed keygen` (`wasm-embed public key <64 hex digits>`)"
+            }
+        })
+    }
+}
+
+/// Reads a public key file.
+#[cfg(feature = "package")]
+pub fn read_public_key(text: &str) -> Result<PublicKey, KeyFileError> {
+    let text = text.trim();
+    if text.starts_with(SECRET_PREFIX) {
+        return Err(KeyFileError::SecretGivenAsPublic);
+    }
+    let hex = text.strip_prefix(PUBLIC_PREFIX).ok_or(KeyFileError::NotAKey)?;
+    from_hex(hex).map(PublicKey).ok_or(KeyFileError::NotAKey)
+}
+
+/// Reads a secret key file.
+#[cfg(feature = "package")]
+pub fn read_secret_key(text: &str) -> Result<SecretKey, KeyFileError> {
+    let text = text.trim();
+    if text.starts_with(PUBLIC_PREFIX) {
+        return Err(KeyFileError::PublicGivenAsSecret);
+    }
+    let hex = text.strip_prefix(SECRET_PREFIX).ok_or(KeyFileError::NotAKey)?;
+    from_hex(hex).map(SecretKey::from_seed).ok_or(KeyFileError::NotAKey)
+}
+
+#[cfg(feature = "package")]
+fn to_hex(bytes: &[u8]) -> alloc::string::String {
+    bytes.iter().map(|b| alloc::format!("{b:02x}")).collect()
+}
+
+#[cfg(feature = "package")]
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(core::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
