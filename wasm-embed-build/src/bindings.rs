@@ -68,7 +68,7 @@ impl Function {
     }
 
     /// `(i32, i32) -> i32`
-    fn wasm_signature(&self) -> String {
+    pub(crate) fn wasm_signature(&self) -> String {
         let list = |values: &[Value]| values.iter().map(|v| v.wasm.wat()).collect::<Vec<_>>().join(", ");
         let results = match self.results.len() {
             0 => "()".to_owned(),

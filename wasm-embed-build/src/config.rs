@@ -42,6 +42,9 @@ pub struct Builder {
     exact_memory: bool,
     skip: Option<bool>,
     fuel: Option<u64>,
+    update_key: Option<PathBuf>,
+    update_dir: Option<PathBuf>,
+    versions: Vec<(String, String)>,
 }
 
 impl Default for Builder {
@@ -69,7 +72,37 @@ impl Builder {
             exact_memory: true,
             skip: None,
             fuel: None,
+            update_key: None,
+            update_dir: None,
+            versions: Vec::new(),
         }
+    }
+
+    /// Lets the firmware install updates of its guests signed with the key whose public
+    /// half is in `public_key_file` (`cargo wasm-embed keygen` makes the pair; the
+    /// metadata's `update-key = "path"` does the same). The build then writes an update
+    /// package per guest (see [`Builder::update_dir`]), and the emitted module holds
+    /// `guests::UPDATE_KEY` and each guest's `UPDATABLE`, which need wasm-embed's
+    /// `update` feature. Packages are signed by `cargo wasm-embed sign`, or by the build
+    /// itself when `WASM_EMBED_SIGNING_KEY` names the secret key file (for development:
+    /// the secret key is read, never copied anywhere).
+    pub fn update_key(&mut self, public_key_file: impl Into<PathBuf>) -> &mut Builder {
+        self.update_key = Some(public_key_file.into());
+        self
+    }
+
+    /// Where update packages go (default: `wasm-embed-updates/` beside the firmware's
+    /// binary, `target/<triple>/<profile>/wasm-embed-updates`).
+    pub fn update_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Builder {
+        self.update_dir = Some(dir.into());
+        self
+    }
+
+    /// The version `guest`'s update package records (`major.minor.patch`), instead of
+    /// its crate's; a prebuilt guest otherwise gets the firmware's version.
+    pub fn guest_version(&mut self, guest: impl Into<String>, version: impl Into<String>) -> &mut Builder {
+        self.versions.push((guest.into(), version.into()));
+        self
     }
 
     /// Adds a guest, as `guests` in the metadata lists one: the path of a guest crate's
@@ -205,12 +238,17 @@ impl Builder {
             None => skip_reason(cargo::var),
         };
         let mut watched = Vec::new();
-        let specs = if self.guests.is_empty() {
+        let (specs, metadata_key) = if self.guests.is_empty() {
             let manifest = manifest_dir.join("Cargo.toml");
             watched.push(manifest.clone());
             guests_from_metadata(&manifest)?
         } else {
-            self.guests.clone()
+            (self.guests.clone(), None)
+        };
+        let update_key = self.update_key.clone().or(metadata_key.map(|key| manifest_dir.join(key)));
+        let updates = match update_key {
+            Some(path) => Some(self.updates(&path, &out_dir, &mut watched)?),
+            None => None,
         };
         let toolchain = match (&skip, &self.toolchain) {
             (Some(_), _) => None,
@@ -251,9 +289,42 @@ impl Builder {
             compile,
             exact_memory: self.exact_memory,
             max_wasm_stack: self.max_wasm_stack,
+            updates,
             watched,
         })
     }
+
+    /// Updates for the public key in `key_file`.
+    fn updates(&self, key_file: &Path, out_dir: &Path, watched: &mut Vec<PathBuf>) -> Result<crate::package::Updates, Error> {
+        watched.push(key_file.to_owned());
+        let key = crate::package::public_key(key_file)?;
+        let signing = match cargo::var_os(crate::package::SIGNING_KEY_VARIABLE) {
+            Some(path) if !path.is_empty() => {
+                let path = PathBuf::from(path);
+                watched.push(path.clone());
+                Some(crate::package::signing_key(&path, &key)?)
+            }
+            _ => None,
+        };
+        Ok(crate::package::Updates {
+            key,
+            signing,
+            dir: self.update_dir.clone().unwrap_or_else(|| default_update_dir(out_dir)),
+            versions: self.versions.clone(),
+            default_version: cargo::var("CARGO_PKG_VERSION").unwrap_or_else(|| "0.0.0".to_owned()),
+        })
+    }
+}
+
+/// `target/<triple>/<profile>/wasm-embed-updates`, beside the firmware's binary, when
+/// `out_dir` is Cargo's `<profile>/build/<package>/out`; else inside `out_dir`.
+fn default_update_dir(out_dir: &Path) -> PathBuf {
+    let profile = out_dir
+        .parent()
+        .and_then(Path::parent)
+        .filter(|build| build.file_name().is_some_and(|n| n == "build"))
+        .and_then(Path::parent);
+    profile.unwrap_or(out_dir).join("wasm-embed-updates")
 }
 
 /// A build with every default resolved: what the pipeline does.
@@ -270,6 +341,8 @@ pub(crate) struct Plan {
     pub exact_memory: bool,
     /// The Pulley stack the user chose, if any.
     pub max_wasm_stack: Option<usize>,
+    /// With an update key: the key, and where packages go.
+    pub updates: Option<crate::package::Updates>,
     /// Files whose change reruns the build, besides the guests' own (the manifest).
     pub watched: Vec<PathBuf>,
 }
@@ -341,8 +414,9 @@ fn default_guest_target_dir(out_dir: &Path) -> PathBuf {
         .map_or_else(|| out_dir.join("guest-target"), |dir| dir.join("wasm-embed"))
 }
 
-/// Reads `guests = [...]` from `[package.metadata.wasm-embed]` of `manifest`.
-fn guests_from_metadata(manifest: &Path) -> Result<Vec<String>, Error> {
+/// Reads `guests = [...]` and `update-key` from `[package.metadata.wasm-embed]` of
+/// `manifest`.
+fn guests_from_metadata(manifest: &Path) -> Result<(Vec<String>, Option<String>), Error> {
     let bad = |message: &str| Error::BadMetadata {
         manifest: manifest.to_owned(),
         message: message.to_owned(),
@@ -358,6 +432,10 @@ fn guests_from_metadata(manifest: &Path) -> Result<Vec<String>, Error> {
         .find(|p| p.manifest_path.as_std_path() == manifest)
         .or_else(|| metadata.root_package())
         .ok_or_else(|| bad("it is not a package manifest"))?;
+    let update_key = match package.metadata.get("wasm-embed").and_then(|s| s.get("update-key")) {
+        Some(key) => Some(key.as_str().ok_or_else(|| bad("`update-key` must be the path of a public key file"))?.to_owned()),
+        None => None,
+    };
     let guests = match package.metadata.get("wasm-embed") {
         Some(section) => guests_of(section, |feature| {
             cargo::var_os(&format!("CARGO_FEATURE_{}", feature.to_uppercase().replace('-', "_"))).is_some()
@@ -370,7 +448,7 @@ fn guests_from_metadata(manifest: &Path) -> Result<Vec<String>, Error> {
             manifest: manifest.to_owned(),
         });
     }
-    Ok(guests)
+    Ok((guests, update_key))
 }
 
 /// The guests a `[package.metadata.wasm-embed]` section lists: `guests`, then those

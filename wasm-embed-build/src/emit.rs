@@ -11,7 +11,9 @@ use wasm_embed::Settings;
 use crate::Error;
 use crate::files::write_if_changed;
 use crate::locate::Source;
+use crate::package::Updates;
 use crate::pipeline::Guest;
+use wasm_embed::update::Version;
 
 /// The file name of the emitted module in `OUT_DIR` (see `wasm_embed::include_guests!`).
 pub const MODULE_FILE: &str = "wasm-embed-guests.rs";
@@ -20,7 +22,7 @@ pub const MODULE_FILE: &str = "wasm-embed-guests.rs";
 /// them (a firmware that never names a guest's `WASM` links none of it); returns the
 /// module's path. Files whose content is unchanged are not rewritten, so the firmware
 /// is not recompiled for a guest that came out the same.
-pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest]) -> Result<PathBuf, Error> {
+pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest], updates: Option<&Updates>) -> Result<PathBuf, Error> {
     let mut module = String::new();
     let _ = writeln!(
         module,
@@ -29,6 +31,14 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest]) -> Result<Pat
          pub const SETTINGS: ::wasm_embed::Settings = {};\n",
         settings.to_rust()
     );
+    if let Some(updates) = updates {
+        let _ = writeln!(
+            module,
+            "/// The public key updates must be signed with (`Builder::update_key`).\n\
+             pub const UPDATE_KEY: ::wasm_embed::update::PublicKey = ::wasm_embed::update::PublicKey::new({:?});\n",
+            updates.key.bytes()
+        );
+    }
     for guest in guests {
         let name = guest.name();
         let stack = guest.pulley_stack;
@@ -71,6 +81,26 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest]) -> Result<Pat
             optimized,
             cwasm: cwasm_size,
         } = guest.sizes;
+        let updatable = match updates {
+            Some(updates) => {
+                let (version, interface) = match &guest.update {
+                    Some(written) => (written.version, written.interface.clone()),
+                    // A skipped build writes no package; the firmware still type-checks.
+                    None => (
+                        Version::parse(crate::package::version_of(&guest.located, updates)).unwrap_or(Version::ZERO),
+                        crate::package::interface_text(&guest.interface),
+                    ),
+                };
+                let Version { major, minor, patch } = version;
+                format!(
+                    "\n\n    /// The guest as updates see it: its version in this image, and the imports and\n    \
+                     /// exports an update must keep. Give it to `wasm_embed::update::Slots::new`.\n    \
+                     pub static UPDATABLE: ::wasm_embed::update::Updatable = ::wasm_embed::update::Updatable::new(\
+                     &GUEST, ::wasm_embed::update::Version::new({major}, {minor}, {patch}), {interface:?});"
+                )
+            }
+            None => String::new(),
+        };
         let (bindings, uses) = match handle(guest) {
             Some(handle) => (handle, String::new()),
             None => (
@@ -84,7 +114,7 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest]) -> Result<Pat
 #[allow(non_snake_case)]
 pub mod {name} {{
 {uses}
-    {image}
+    {image}{updatable}
 
     /// Bytes of the guest after each build stage.
     pub mod size {{

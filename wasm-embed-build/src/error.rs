@@ -63,6 +63,12 @@ pub enum Error {
     StackTooSmall { guest: String, needs: usize, given: usize },
     /// The firmware's target has a pointer width that Pulley does not support.
     UnsupportedTarget { triple: String },
+    /// The update key, or the signing key, cannot be used.
+    UpdateKey { path: PathBuf, message: String },
+    /// A guest's version cannot be recorded in an update package.
+    BadVersion { guest: String, version: String },
+    /// A guest's update package cannot be written.
+    Package { guest: String, message: String },
     /// Reading or writing a file failed.
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -197,6 +203,16 @@ impl fmt::Display for Error {
                 f,
                 "target `{triple}` is neither 32- nor 64-bit little-endian, which Pulley needs; \
                  set the target on the Builder explicitly"
+            ),
+            Error::UpdateKey { path, message } => write!(f, "wasm-embed-build: key file {}: {message}", path.display()),
+            Error::BadVersion { guest, version } => write!(
+                f,
+                "guest `{guest}`: version `{version}` cannot order updates; give it a plain `major.minor.patch` \
+                 (its Cargo.toml version, or Builder::guest_version for a prebuilt guest)"
+            ),
+            Error::Package { guest, message } => write!(
+                f,
+                "guest `{guest}`: its update package cannot be written: {message}; shorten what it names"
             ),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }

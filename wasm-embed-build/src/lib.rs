@@ -48,6 +48,7 @@ mod error;
 mod files;
 mod locate;
 mod optimize;
+mod package;
 mod pages;
 mod pipeline;
 mod precompile;
@@ -96,6 +97,11 @@ pub struct BuiltGuest {
     pub cwasm_reused: bool,
     /// The `.cwasm` file in the output directory.
     pub cwasm: PathBuf,
+    /// Its update package, signed (with an update key and `WASM_EMBED_SIGNING_KEY`).
+    pub update: Option<PathBuf>,
+    /// Its update package before signing (with an update key), for
+    /// `cargo wasm-embed sign`.
+    pub unsigned_update: Option<PathBuf>,
     /// The files whose change rebuilds it.
     pub inputs: Vec<PathBuf>,
 }
@@ -109,6 +115,8 @@ impl BuiltGuest {
             stack: guest.stack.clone(),
             cwasm_reused: guest.cwasm_reused,
             cwasm: out_dir.join(format!("{}.cwasm", guest.name())),
+            update: guest.update.as_ref().and_then(|u| u.signed.clone()),
+            unsigned_update: guest.update.as_ref().map(|u| u.unsigned.clone()),
             inputs: guest.inputs.clone(),
         }
     }
@@ -147,6 +155,7 @@ pub mod internal {
                     exact_memory: true,
                     max_wasm_stack: None,
                     cargo: crate::cargo::Directives::new(false),
+                    updates: None,
                 },
                 next: 0,
             }

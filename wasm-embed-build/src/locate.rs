@@ -22,6 +22,8 @@ pub struct GuestCrate {
     pub lib_path: PathBuf,
     /// Its WIT world's directory (`wit/` beside its manifest): a component guest.
     pub wit_dir: Option<PathBuf>,
+    /// Its `Cargo.toml` version, which its update package records.
+    pub version: String,
 }
 
 /// Where a guest's wasm comes from.
@@ -140,6 +142,7 @@ fn guest_crate(package: &Package, metadata: &Metadata) -> Result<GuestCrate, Err
         manifest_path: package.manifest_path.clone().into(),
         workspace_root: metadata.workspace_root.clone().into(),
         lib_path: lib.src_path.clone().into(),
+        version: package.version.to_string(),
         wit_dir: package.manifest_path.parent().and_then(|dir| {
             let wit = dir.join(crate::pipeline::WIT_DIR);
             wit.is_dir().then(|| wit.into())

@@ -14,10 +14,11 @@
 //! 7. `component`: a component guest's component, its core module typed by its world;
 //! 8. `stack`: the most Pulley stack a call into the guest (or its component) can use;
 //! 9. `precompile`: Wasmtime's `.cwasm`, reused when nothing it depends on changed;
+//! 10. `package`: with an update key, the guest's update package;
 //!
 //! and last, for all of them:
 //!
-//! 10. `emit`: the `.cwasm` files, the Rust module that embeds them, and a JSON report.
+//! 11. `emit`: the `.cwasm` files, the Rust module that embeds them, and a JSON report.
 //!
 //! Each stage is a function from one artifact to the next in its own module; this
 //! module holds the record each guest carries through them.
@@ -78,6 +79,8 @@ pub(crate) struct Guest {
     /// `None` until precompiled, and for a guest whose build was skipped.
     pub cwasm: Option<Vec<u8>>,
     pub cwasm_reused: bool,
+    /// Its update package, when the build has an update key.
+    pub update: Option<crate::package::Written>,
     /// The files whose change rebuilds it.
     pub inputs: Vec<PathBuf>,
 }
@@ -101,6 +104,7 @@ impl Guest {
             component: None,
             cwasm: None,
             cwasm_reused: false,
+            update: None,
             inputs: compiled.sources,
         }
     }
@@ -119,6 +123,8 @@ pub(crate) struct Context {
     /// The Pulley stack the user chose, if any.
     pub max_wasm_stack: Option<usize>,
     pub cargo: Directives,
+    /// With an update key: the key, and where packages go.
+    pub updates: Option<crate::package::Updates>,
 }
 
 impl Context {
@@ -135,7 +141,7 @@ pub(crate) struct Stage {
 
 /// The stages after `compile`, in order. The differential test (`pipeline-check`) runs
 /// this same list.
-pub(crate) const STAGES: [Stage; 7] = [
+pub(crate) const STAGES: [Stage; 8] = [
     Stage { name: "strip", run: strip_stage },
     Stage { name: "optimize", run: optimize_stage },
     Stage { name: "pages", run: pages_stage },
@@ -143,6 +149,7 @@ pub(crate) const STAGES: [Stage; 7] = [
     Stage { name: "component", run: component_stage },
     Stage { name: "stack", run: stack_stage },
     Stage { name: "precompile", run: precompile_stage },
+    Stage { name: "package", run: package_stage },
 ];
 
 fn strip_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
@@ -301,6 +308,37 @@ fn precompile_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Erro
     Ok(())
 }
 
+fn package_stage(guest: &mut Guest, context: &mut Context) -> Result<(), Error> {
+    let (Some(updates), Some(cwasm)) = (&context.updates, &guest.cwasm) else {
+        return Ok(());
+    };
+    // A component's handle comes from its world; its core module's imports and
+    // exports, lowered from that world, change with it.
+    let lowered;
+    let interface = match guest.component {
+        Some(_) => {
+            lowered = bindings::from_wasm(guest.name(), &guest.wasm)?;
+            &lowered
+        }
+        None => &guest.interface,
+    };
+    guest.update = Some(crate::package::package(
+        &crate::package::Contents {
+            name: guest.name(),
+            version: crate::package::version_of(&guest.located, updates),
+            settings: Settings {
+                max_wasm_stack: guest.pulley_stack,
+                ..context.settings
+            },
+            component: guest.component.is_some(),
+            interface,
+            cwasm,
+        },
+        updates,
+    )?);
+    Ok(())
+}
+
 /// Carries out `plan`: every stage for every guest, then the module.
 pub(crate) fn run(plan: Plan, cargo: Directives) -> Result<Output, Error> {
     let Plan {
@@ -311,6 +349,7 @@ pub(crate) fn run(plan: Plan, cargo: Directives) -> Result<Output, Error> {
         compile,
         exact_memory,
         max_wasm_stack,
+        updates,
         mut watched,
     } = plan;
     std::fs::create_dir_all(&out_dir).map_err(crate::error::io(&out_dir))?;
@@ -333,6 +372,7 @@ pub(crate) fn run(plan: Plan, cargo: Directives) -> Result<Output, Error> {
         exact_memory,
         max_wasm_stack,
         cargo,
+        updates,
     };
     let (compiled, nested_builds) = match &compile {
         Some(options) => compile_all(&located, options, &context.settings)?,
@@ -370,7 +410,7 @@ pub(crate) fn run(plan: Plan, cargo: Directives) -> Result<Output, Error> {
     for guest in guests.iter_mut().filter(|g| g.cwasm.is_none()) {
         guest.pulley_stack = settings.max_wasm_stack;
     }
-    let module = crate::emit::emit(&context.out_dir, &settings, &guests)?;
+    let module = crate::emit::emit(&context.out_dir, &settings, &guests, context.updates.as_ref())?;
     let built: Vec<&Guest> = guests.iter().filter(|g| g.cwasm.is_some()).collect();
     crate::report::report(&context.out_dir, &settings, &built)?;
     for guest in &built {

@@ -151,14 +151,7 @@ impl<'a> Package<'a> {
     /// Nothing but the lengths and the key ID is read before the signature is verified.
     pub fn verify(bytes: &'a [u8], guest: &Updatable, key: &PublicKey, floor: Version) -> Result<Package<'a>, UpdateError> {
         let name = guest.guest().name();
-        let signed = check_length(name, bytes)?;
-        if &bytes[12..12 + KEY_ID] != key.id() {
-            return Err(UpdateError::UnknownKey { guest: name });
-        }
-        let signature = ed25519_compact::Signature::from_slice(&bytes[signed..]).map_err(|_| UpdateError::BadSignature { guest: name })?;
-        ed25519_compact::PublicKey::new(key.0)
-            .verify(&bytes[..signed], &signature)
-            .map_err(|_| UpdateError::BadSignature { guest: name })?;
+        let signed = check_signature(name, bytes, key)?;
         let package = parse(&bytes[..signed]).map_err(|reason| UpdateError::Malformed { guest: name, reason })?;
         package.check(guest, floor)?;
         Ok(package)
@@ -170,6 +163,17 @@ impl<'a> Package<'a> {
     pub fn read_unverified(bytes: &'a [u8]) -> Result<Package<'a>, &'static str> {
         let signed = check_length("", bytes).map_err(|_| "not a whole wasm-embed update package")?;
         parse(&bytes[..signed])
+    }
+
+    /// Checks only that `bytes` is a whole package signed with `key`: for tools, never
+    /// for loading, which needs every check of [`Package::verify`].
+    #[cfg(feature = "package")]
+    pub fn check_signature(bytes: &[u8], key: &PublicKey) -> Result<(), alloc::string::String> {
+        check_signature("", bytes, key).map(drop).map_err(|error| match error {
+            UpdateError::UnknownKey { .. } => "it was signed with another key".into(),
+            UpdateError::BadSignature { .. } => "it was changed after it was signed".into(),
+            other => alloc::format!("{other}"),
+        })
     }
 
     /// The guest it updates.
@@ -260,6 +264,18 @@ impl<'a> Package<'a> {
         }
         Ok(())
     }
+}
+
+/// The signed length of `bytes`, once its length, key ID and signature check out.
+fn check_signature(guest: &'static str, bytes: &[u8], key: &PublicKey) -> Result<usize, UpdateError> {
+    let signed = check_length(guest, bytes)?;
+    if &bytes[12..12 + KEY_ID] != key.id() {
+        return Err(UpdateError::UnknownKey { guest });
+    }
+    let bad = |_| UpdateError::BadSignature { guest };
+    let signature = ed25519_compact::Signature::from_slice(&bytes[signed..]).map_err(bad)?;
+    ed25519_compact::PublicKey::new(key.0).verify(&bytes[..signed], &signature).map_err(bad)?;
+    Ok(signed)
 }
 
 /// The signed length of `bytes` (everything but the signature), once its magic, format

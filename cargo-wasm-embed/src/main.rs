@@ -1,0 +1,173 @@
+//! `cargo wasm-embed`: the keys and signatures of guest updates, kept away from the
+//! build machine.
+//!
+//! - `cargo wasm-embed keygen <name>` writes `<name>.key` (the secret key, readable by
+//!   its owner only) and `<name>.pub` (the public key the firmware is built with);
+//! - `cargo wasm-embed sign --key <name>.key <guest>.update.unsigned` signs a package
+//!   the build wrote, into `<guest>.update`;
+//! - `cargo wasm-embed inspect <guest>.update [--key <name>.pub]` shows what a package
+//!   holds and whether its signature verifies.
+//!
+//! Errors are one line on stderr; the exit code is 0 on success, 1 on an error, 2 on
+//! bad usage.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use wasm_embed::update::{Package, PublicKey, SecretKey, read_public_key, read_secret_key};
+
+#[derive(Parser)]
+#[command(name = "cargo", bin_name = "cargo")]
+enum Cargo {
+    /// Keys and signed update packages for wasm-embed guests.
+    #[command(name = "wasm-embed", version, subcommand_required = true, arg_required_else_help = true)]
+    WasmEmbed(WasmEmbed),
+}
+
+#[derive(Args)]
+struct WasmEmbed {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Makes an ed25519 key pair for signing guest updates: <NAME>.key (secret, owner
+    /// only) and <NAME>.pub (for Builder::update_key).
+    Keygen {
+        /// Path and stem of the two files, e.g. `keys/update`.
+        name: PathBuf,
+    },
+    /// Signs an update package the build wrote (`<guest>.update.unsigned`).
+    Sign {
+        /// The secret key file `keygen` wrote.
+        #[arg(long)]
+        key: PathBuf,
+        /// The unsigned package.
+        package: PathBuf,
+        /// Where the signed package goes (default: the input without `.unsigned`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Shows what an update package holds, and checks its signature against a key.
+    Inspect {
+        /// The package.
+        package: PathBuf,
+        /// The public key file to check the signature with.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let Cargo::WasmEmbed(args) = Cargo::parse();
+    let result = match args.verb {
+        Verb::Keygen { name } => keygen(&name),
+        Verb::Sign { key, package, output } => sign(&key, &package, output),
+        Verb::Inspect { package, key } => inspect(&package, key.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    String::from_utf8(read(path)?).map_err(|_| format!("{} is not a key file (not text)", path.display()))
+}
+
+fn keygen(name: &Path) -> Result<(), String> {
+    let secret_path = name.with_extension("key");
+    let public_path = name.with_extension("pub");
+    for path in [&secret_path, &public_path] {
+        if path.exists() {
+            return Err(format!("{} exists already; choose another name, or move it away first", path.display()));
+        }
+    }
+    let mut seed = [0; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("the operating system gave no random bytes: {e}"))?;
+    let key = SecretKey::from_seed(seed);
+    write_secret(&secret_path, key.to_file_text().as_bytes())?;
+    std::fs::write(&public_path, key.public_key().to_file_text())
+        .map_err(|e| format!("cannot write {}: {e}", public_path.display()))?;
+    println!(
+        "wrote {} (secret: keep it off the build machine and out of version control) and {} (give it to \
+         Builder::update_key, or `update-key` in [package.metadata.wasm-embed])",
+        secret_path.display(),
+        public_path.display()
+    );
+    Ok(())
+}
+
+/// Writes the secret key readable by its owner only.
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    file.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn sign(key: &Path, package: &Path, output: Option<PathBuf>) -> Result<(), String> {
+    let secret = read_secret_key(&read_text(key)?).map_err(|e| format!("{}: {e}", key.display()))?;
+    let output = match output {
+        Some(output) => output,
+        None => match package.to_str().and_then(|p| p.strip_suffix(".unsigned")) {
+            Some(stem) => PathBuf::from(stem),
+            None => return Err(format!("{} does not end in `.unsigned`; say where the signed package goes with -o", package.display())),
+        },
+    };
+    let signed = secret
+        .sign(&read(package)?)
+        .map_err(|reason| format!("{} cannot be signed: {reason}", package.display()))?;
+    std::fs::write(&output, signed).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    println!("signed {} into {}", package.display(), output.display());
+    Ok(())
+}
+
+fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
+    let bytes = read(path)?;
+    let package = Package::read_unverified(&bytes).map_err(|reason| {
+        format!("{} is not a signed wasm-embed update package: {reason}", path.display())
+    })?;
+    let settings = package.settings();
+    println!("guest:     {}", package.name());
+    println!("version:   {}", package.version());
+    println!("kind:      {}", if package.is_component() { "component" } else { "core module" });
+    println!("wasmtime:  {}", package.wasmtime());
+    println!(
+        "settings:  target {}, profile {:?}, fuel {}, Pulley stack {} B",
+        settings.target.triple(),
+        settings.profile,
+        settings.fuel.map_or("off".to_owned(), |fuel| format!("{fuel} per call")),
+        settings.max_wasm_stack
+    );
+    println!(
+        "size:      {} B: .cwasm {} B, header and signature {} B",
+        bytes.len(),
+        package.cwasm().len(),
+        bytes.len() - package.cwasm().len()
+    );
+    println!("interface:");
+    for line in package.interface().lines() {
+        println!("  {line}");
+    }
+    if let Some(key) = key {
+        let public: PublicKey = read_public_key(&read_text(key)?).map_err(|e| format!("{}: {e}", key.display()))?;
+        match Package::check_signature(&bytes, &public) {
+            Ok(()) => println!("signature: verifies with {}", key.display()),
+            Err(reason) => return Err(format!("{}: the signature does not verify with {}: {reason}", path.display(), key.display())),
+        }
+    }
+    Ok(())
+}
