@@ -1,0 +1,114 @@
+//! Update packages from the build: written for every guest when the firmware has an
+//! update key, signed with a development key named by `WASM_EMBED_SIGNING_KEY`,
+//! verifying against what the emitted module declares, and the secret key never
+//! copied into anything the build writes. One test, because it sets a variable the
+//! build reads.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{builder, built_guest};
+use wasm_embed::update::{Package, SecretKey, Updatable, Version};
+
+const INTERFACE: &str = "import host.extra: () -> i32\nexport add_with_extra: (i32, i32) -> i32\n";
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key() {
+    let keys = common::out_dir("update-keys");
+    let secret = SecretKey::from_seed([0x5a; 32]);
+    std::fs::write(keys.join("dev.key"), secret.to_file_text()).unwrap();
+    std::fs::write(keys.join("dev.pub"), secret.public_key().to_file_text()).unwrap();
+    let updates = common::out_dir("update-packages");
+
+    // Without a signing key: the package to sign elsewhere, and the module's key.
+    let output = builder("update")
+        .guest("guests/add")
+        .update_key(keys.join("dev.pub"))
+        .update_dir(&updates)
+        .try_compile()
+        .unwrap();
+    let built = &output.guests[0];
+    assert_eq!(built.unsigned_update.as_deref(), Some(&*updates.join("add.update.unsigned")));
+    assert_eq!(built.update, None);
+    // rustfmt wraps the emitted module as it likes.
+    let compact = |text: &str| text.replace(char::is_whitespace, "").replace(",]", "]").replace(",)", ")");
+    let module = compact(&std::fs::read_to_string(&output.module).unwrap());
+    for declared in [
+        format!("pub const UPDATE_KEY: ::wasm_embed::update::PublicKey = ::wasm_embed::update::PublicKey::new({:?});", secret.public_key().bytes()),
+        format!(
+            "pub static UPDATABLE: ::wasm_embed::update::Updatable = ::wasm_embed::update::Updatable::new(&GUEST, \
+             ::wasm_embed::update::Version::new(0, 1, 0), {INTERFACE:?});"
+        ),
+    ] {
+        assert!(module.contains(&compact(&declared)), "{declared} not in {module}");
+    }
+    let signed_elsewhere = secret.sign(&std::fs::read(updates.join("add.update.unsigned")).unwrap()).unwrap();
+
+    // With one: signed by the build, the same bytes `sign` makes.
+    // SAFETY: this binary's only test, so no other thread reads the environment.
+    unsafe { std::env::set_var("WASM_EMBED_SIGNING_KEY", keys.join("dev.key")) };
+    let output = builder("update")
+        .guest("guests/add")
+        .update_key(keys.join("dev.pub"))
+        .update_dir(&updates)
+        .try_compile()
+        .unwrap();
+    let built = &output.guests[0];
+    let package = std::fs::read(built.update.as_ref().unwrap()).unwrap();
+    assert_eq!(package, signed_elsewhere);
+    let guest = built_guest(&output, "add");
+    let updatable: &'static Updatable = Box::leak(Box::new(Updatable::new(guest, Version::new(0, 1, 0), INTERFACE)));
+    let verified = Package::verify(&package, updatable, &secret.public_key(), Version::ZERO).unwrap();
+    assert_eq!(verified.version(), Version::new(0, 1, 0), "the guest crate's version");
+    assert_eq!(verified.cwasm(), &std::fs::read(&built.cwasm).unwrap()[..]);
+    assert_eq!(verified.settings().max_wasm_stack, guest.settings().max_wasm_stack.max(16));
+    assert!(package.len() - verified.cwasm().len() <= 256, "{} bytes of overhead", package.len() - verified.cwasm().len());
+
+    // The secret key is read, never copied: not in OUT_DIR, the module or the packages.
+    let seed = [0x5a; 32];
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    for file in files_under(&common::out_dir_path("update")).into_iter().chain(files_under(&updates)) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.windows(32).any(|w| w == seed), "{} holds the secret key", file.display());
+        assert!(!bytes.windows(64).any(|w| w == hex.as_bytes()), "{} holds the secret key in hex", file.display());
+    }
+
+    // A signing key that is not the update key's other half, and a secret key given as
+    // the public one, are one-line errors.
+    let other = SecretKey::from_seed([0x77; 32]);
+    std::fs::write(keys.join("other.key"), other.to_file_text()).unwrap();
+    unsafe { std::env::set_var("WASM_EMBED_SIGNING_KEY", keys.join("other.key")) };
+    let error = builder("update").guest("guests/add").update_key(keys.join("dev.pub")).update_dir(&updates).try_compile();
+    assert_eq!(
+        error.err().unwrap().to_string(),
+        format!(
+            "wasm-embed-build: key file {}: WASM_EMBED_SIGNING_KEY names a key whose public half is not the \
+             firmware's update key; name the secret key made with it by `cargo wasm-embed keygen`",
+            keys.join("other.key").display()
+        )
+    );
+    unsafe { std::env::remove_var("WASM_EMBED_SIGNING_KEY") };
+    let error = builder("update").guest("guests/add").update_key(keys.join("dev.key")).try_compile();
+    assert_eq!(
+        error.err().unwrap().to_string(),
+        format!(
+            "wasm-embed-build: key file {}: it holds a secret key, which must never be built into a firmware; give \
+             the .pub file beside it",
+            keys.join("dev.key").display()
+        )
+    );
+}
