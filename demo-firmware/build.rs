@@ -30,8 +30,14 @@ fn compile(mut builder: impl BorrowMut<wasm_embed_build::Builder>, out: &Path) {
         for module in generated_modules() {
             builder.guest(module.to_str().expect("the directory's path is UTF-8"));
         }
+    } else {
+        // Every guest gets a signed update package, for examples/update.rs.
+        builder.development_update_key();
     }
     let output = builder.compile();
+    if !generated {
+        update_example_input(builder, &output, out);
+    }
     if generated {
         // By the names the build gave them, which the emitted module uses.
         let mut list = String::from("/// The generated modules, in file-name order.\n");
@@ -62,4 +68,112 @@ fn generated_modules() -> Vec<PathBuf> {
         .collect();
     modules.sort();
     modules
+}
+
+/// The add guest with `bonus` added to its result: an update that changes what it
+/// computes, and keeps its interface.
+fn add_plus(bonus: u32, export: &str) -> String {
+    format!(
+        r#"(module
+  (import "host" "extra" (func $extra (result i32)))
+  (func (export "{export}") (param i32 i32) (result i32)
+    local.get 0 local.get 1 i32.add call $extra i32.add i32.const {bonus} i32.add))"#
+    )
+}
+
+/// Builds `wat` as a prebuilt guest named `add` at `version`, with `builder`'s settings
+/// changed by `settings`, and returns its signed update package.
+fn add_package(builder: &wasm_embed_build::Builder, out: &Path, variant: &str, wat: &str, version: &str) -> Vec<u8> {
+    let dir = out.join("update-example").join(variant);
+    std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
+    let wasm = dir.join("add.wasm");
+    let bytes = wat::parse_str(wat).expect("the variants are valid text");
+    // Rewritten only when it changes: the build reruns when a guest file changes.
+    if std::fs::read(&wasm).ok().as_deref() != Some(&bytes[..]) {
+        std::fs::write(&wasm, bytes).expect("OUT_DIR is writable");
+    }
+    let output = builder
+        .clone()
+        .guest(wasm.to_str().expect("OUT_DIR is UTF-8"))
+        .out_dir(&dir)
+        .update_dir(&dir)
+        .guest_version("add", version)
+        .compile();
+    let add = output.guests.iter().find(|g| g.name == "add").expect("the variant is named after its file");
+    std::fs::read(add.update.as_ref().expect("signed with the development key")).expect("just written")
+}
+
+/// What examples/update.rs receives over its UART: a frame per step, four zero bytes,
+/// `WEUP`, the kind
+/// (0 the end, 1 install, 2 install and cut the power after `cut` flash operations, 3
+/// install and cut the power while the slot's marker is written), the label's length,
+/// `cut` (u16), the payload's length (u32), the label, the payload. Written beside the
+/// firmware's binaries, where `qemu-run.sh` finds it (`examples/update` -> `update.uart`).
+fn update_example_input(builder: &wasm_embed_build::Builder, output: &wasm_embed_build::Output, out: &Path) {
+    // A build that skipped its guests, or a copy of this firmware without the add guest.
+    let Some(add) = output.guests.iter().find(|g| g.name == "add") else {
+        return;
+    };
+    // The firmware's own settings, so that only what each step changes differs.
+    let newer = add_package(builder, out, "0.2.0", &add_plus(100, "add_with_extra"), "0.2.0");
+    let newest = add_package(builder, out, "0.3.0", &add_plus(200, "add_with_extra"), "0.3.0");
+    let other_exports = add_package(builder, out, "other-exports", &add_plus(100, "add_twice"), "0.4.0");
+    let mut other_fuel = wasm_embed_build::Builder::new();
+    other_fuel.development_update_key();
+    if output.settings.fuel.is_none() {
+        other_fuel.fuel(1_000);
+    }
+    let other_settings = add_package(&other_fuel, out, "other-settings", &add_plus(100, "add_with_extra"), "0.4.0");
+    let mut flipped = newest.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    // The same package signed with a key the firmware was not built with.
+    let stranger = wasm_embed::update::SecretKey::from_seed([0x5e; 32]);
+    let fields = wasm_embed::update::Package::read_unverified(&newest).expect("the build wrote it");
+    let other_key = stranger
+        .sign(
+            &wasm_embed::update::PackageBuilder {
+                name: fields.name(),
+                version: fields.version(),
+                settings: *fields.settings(),
+                component: fields.is_component(),
+                interface: fields.interface(),
+                cwasm: fields.cwasm(),
+            }
+            .unsigned(&stranger.public_key())
+            .expect("the fields fit"),
+        )
+        .expect("made for this key");
+    // The built-in guest's own package, 0.1.0, sent again once 0.2.0 runs: a replay.
+    let replayed = std::fs::read(add.update.as_ref().expect("signed with the development key")).expect("written");
+
+    let mut stream = Vec::new();
+    let mut frame = |kind: u8, cut: u16, label: &str, payload: &[u8]| {
+        // A byte the UART holds when the power goes is lost: padding, not the frame's.
+        stream.extend_from_slice(&[0; 4]);
+        stream.extend_from_slice(b"WEUP");
+        stream.push(kind);
+        stream.push(u8::try_from(label.len()).expect("short labels"));
+        stream.extend_from_slice(&cut.to_le_bytes());
+        stream.extend_from_slice(&u32::try_from(payload.len()).expect("small packages").to_le_bytes());
+        stream.extend_from_slice(label.as_bytes());
+        stream.extend_from_slice(payload);
+    };
+    frame(1, 0, "the add guest 0.2.0", &newer);
+    frame(1, 0, "0.3.0 with one flipped byte", &flipped);
+    frame(1, 0, "0.3.0 signed with another key", &other_key);
+    frame(1, 0, "the built-in 0.1.0 again (a replay)", &replayed);
+    frame(1, 0, "0.4.0 precompiled with other fuel settings", &other_settings);
+    frame(1, 0, "0.4.0 whose export is add_twice", &other_exports);
+    for cut in [1, 5, 9, 20, 40] {
+        frame(2, cut, &format!("0.3.0, the power cut after {cut} flash operations"), &newest);
+    }
+    frame(3, 0, "0.3.0, the power cut while its marker is written", &newest);
+    frame(1, 0, "the add guest 0.3.0", &newest);
+    frame(0, 0, "", &[]);
+    let updates = add.update.as_ref().and_then(|p| p.parent()).expect("packages have a directory");
+    let file = updates.join("update.uart");
+    if std::fs::read(&file).ok() != Some(stream.clone()) {
+        std::fs::write(&file, &stream).expect("the update directory is writable");
+    }
 }

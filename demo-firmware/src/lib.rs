@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod flash;
 pub mod heap;
 
 #[cfg_attr(target_arch = "arm", path = "arm.rs")]

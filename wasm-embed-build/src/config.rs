@@ -43,6 +43,7 @@ pub struct Builder {
     skip: Option<bool>,
     fuel: Option<u64>,
     update_key: Option<PathBuf>,
+    development_key: bool,
     update_dir: Option<PathBuf>,
     versions: Vec<(String, String)>,
 }
@@ -73,6 +74,7 @@ impl Builder {
             skip: None,
             fuel: None,
             update_key: None,
+            development_key: false,
             update_dir: None,
             versions: Vec::new(),
         }
@@ -88,6 +90,15 @@ impl Builder {
     /// the secret key is read, never copied anywhere).
     pub fn update_key(&mut self, public_key_file: impl Into<PathBuf>) -> &mut Builder {
         self.update_key = Some(public_key_file.into());
+        self
+    }
+
+    /// Turns on updates with a development key pair of this build's own, made on first
+    /// use in the target directory (`target/<triple>/wasm-embed/development-key/`), never committed:
+    /// every package is signed with it, so an update example runs with no set-up. A
+    /// release uses [`Builder::update_key`] and `cargo wasm-embed sign` instead.
+    pub fn development_update_key(&mut self) -> &mut Builder {
+        self.development_key = true;
         self
     }
 
@@ -246,9 +257,13 @@ impl Builder {
             (self.guests.clone(), None)
         };
         let update_key = self.update_key.clone().or(metadata_key.map(|key| manifest_dir.join(key)));
-        let updates = match update_key {
-            Some(path) => Some(self.updates(&path, &out_dir, &mut watched)?),
-            None => None,
+        let updates = match (update_key, self.development_key) {
+            (Some(path), _) => Some(self.updates(&path, None, &out_dir, &mut watched)?),
+            (None, true) => {
+                let (public, secret) = crate::package::development_key(&default_guest_target_dir(&out_dir))?;
+                Some(self.updates(&public, Some(secret), &out_dir, &mut watched)?)
+            }
+            (None, false) => None,
         };
         let toolchain = match (&skip, &self.toolchain) {
             (Some(_), _) => None,
@@ -295,16 +310,22 @@ impl Builder {
     }
 
     /// Updates for the public key in `key_file`.
-    fn updates(&self, key_file: &Path, out_dir: &Path, watched: &mut Vec<PathBuf>) -> Result<crate::package::Updates, Error> {
+    /// `signing` is the development key's secret file, which wins over the variable.
+    fn updates(
+        &self,
+        key_file: &Path,
+        signing: Option<PathBuf>,
+        out_dir: &Path,
+        watched: &mut Vec<PathBuf>,
+    ) -> Result<crate::package::Updates, Error> {
         watched.push(key_file.to_owned());
         let key = crate::package::public_key(key_file)?;
-        let signing = match cargo::var_os(crate::package::SIGNING_KEY_VARIABLE) {
-            Some(path) if !path.is_empty() => {
-                let path = PathBuf::from(path);
+        let signing = match signing.or_else(|| cargo::var_os(crate::package::SIGNING_KEY_VARIABLE).filter(|p| !p.is_empty()).map(PathBuf::from)) {
+            Some(path) => {
                 watched.push(path.clone());
                 Some(crate::package::signing_key(&path, &key)?)
             }
-            _ => None,
+            None => None,
         };
         Ok(crate::package::Updates {
             key,

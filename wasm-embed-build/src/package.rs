@@ -48,6 +48,26 @@ pub(crate) fn public_key(path: &Path) -> Result<PublicKey, Error> {
     })
 }
 
+/// The development key pair in `<target_dir>/development-key/`, made with the
+/// operating system's random bytes if it is not there yet: the public and the secret
+/// key file.
+pub(crate) fn development_key(target_dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
+    let dir = target_dir.join("development-key");
+    let (public, secret) = (dir.join("update.pub"), dir.join("update.key"));
+    if !public.is_file() || !secret.is_file() {
+        std::fs::create_dir_all(&dir).map_err(crate::error::io(&dir))?;
+        let mut seed = [0; 32];
+        getrandom::fill(&mut seed).map_err(|e| Error::UpdateKey {
+            path: secret.clone(),
+            message: format!("the operating system gave no random bytes for a development key: {e}"),
+        })?;
+        let key = SecretKey::from_seed(seed);
+        std::fs::write(&secret, key.to_file_text()).map_err(crate::error::io(&secret))?;
+        std::fs::write(&public, key.public_key().to_file_text()).map_err(crate::error::io(&public))?;
+    }
+    Ok((public, secret))
+}
+
 /// Reads the secret key file `path`, which must be the other half of `public`.
 pub(crate) fn signing_key(path: &Path, public: &PublicKey) -> Result<SecretKey, Error> {
     let text = std::fs::read_to_string(path).map_err(crate::error::io(path))?;

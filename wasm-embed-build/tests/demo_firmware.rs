@@ -506,3 +506,88 @@ fn the_nrf52840_dk_firmware_builds_and_fits_the_chip() {
         assert!(symbols.iter().any(|s| s.starts_with(&path)), "guest {guest} is not in the image");
     }
 }
+
+#[test]
+fn the_update_example_installs_over_the_uart_refuses_bad_packages_and_survives_power_cuts() {
+    let demo = common::repo().join("demo-firmware");
+    let output = cargo_in(&demo, &["run", "--release", "--example", "update"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let still = "still running add 0.2.0 from slot 0: add_with_extra(1, 2) = 145";
+    let restarted = "start: running add 0.2.0 from slot 0: add_with_extra(1, 2) = 145";
+    let mut expected = vec![
+        "start: running add 0.1.0 from the image: add_with_extra(1, 2) = 45".to_owned(),
+        "received the add guest 0.2.0 (2776 bytes)".to_owned(),
+        "installed add 0.2.0: running add 0.2.0 from slot 0: add_with_extra(1, 2) = 145".to_owned(),
+        "received 0.3.0 with one flipped byte (2776 bytes)".to_owned(),
+        "update for guest `add` refused: bad signature, the package was changed after it was signed; send the \
+         package as `cargo wasm-embed sign` wrote it"
+            .to_owned(),
+        still.to_owned(),
+        "received 0.3.0 signed with another key (2776 bytes)".to_owned(),
+        "update for guest `add` refused: signed with a key this firmware does not know; sign it with the key whose \
+         public half the firmware was built with (Builder::update_key)"
+            .to_owned(),
+        still.to_owned(),
+        "received the built-in 0.1.0 again (a replay) (2784 bytes)".to_owned(),
+        "update for guest `add` refused: version 0.1.0 is older than 0.2.0, the lowest this device accepts \
+         (rollback); send a package of version 0.2.0 or newer"
+            .to_owned(),
+        still.to_owned(),
+        "received 0.4.0 precompiled with other fuel settings (2576 bytes)".to_owned(),
+        "update for guest `add` refused: precompiled with fuel off, the firmware's engine with fuel on; build the \
+         update with the firmware's build.rs settings"
+            .to_owned(),
+        still.to_owned(),
+        "received 0.4.0 whose export is add_twice (2752 bytes)".to_owned(),
+        "update for guest `add` refused: another interface: the package has export `add_twice` where the firmware \
+         has export `add_with_extra`; an update must keep the imports and exports the firmware was built for, or \
+         ship with a new firmware"
+            .to_owned(),
+        still.to_owned(),
+    ];
+    // Slot 1 starts at 0x8000: its pages are erased from there, 4 KiB each, then the
+    // package is written 64 bytes at a time after the slot's 16-byte marker.
+    for (cut, what) in [
+        (1, "erase at 0x9000"),
+        (5, "erase at 0xd000"),
+        (9, "write at 0x8050"),
+        (20, "write at 0x8310"),
+        (40, "write at 0x8810"),
+    ] {
+        expected.push(format!("received 0.3.0, the power cut after {cut} flash operations (2776 bytes)"));
+        expected.push(format!("power cut during the {what}"));
+        expected.push(restarted.to_owned());
+    }
+    expected.extend(
+        [
+            "received 0.3.0, the power cut while its marker is written (2776 bytes)",
+            "power cut during the marker's write at 0x8000",
+            restarted,
+            "received the add guest 0.3.0 (2776 bytes)",
+            "installed add 0.3.0: running add 0.3.0 from slot 1: add_with_extra(1, 2) = 245",
+            "done: the lowest version accepted is 0.3.0",
+        ]
+        .map(str::to_owned),
+    );
+    // Package sizes move with Wasmtime and the guest: compare them as N.
+    let sizes = |line: &str| match line.rsplit_once(" (") {
+        Some((text, rest)) if rest.ends_with(" bytes)") => format!("{text} (N bytes)"),
+        _ => line.to_owned(),
+    };
+    let lines: Vec<String> = stdout.lines().map(sizes).collect();
+    let expected: Vec<String> = expected.iter().map(|l| sizes(l)).collect();
+    assert_eq!(lines, expected, "{stdout}");
+
+    // The development key signed every package; its secret half is in no byte of the
+    // image, nor of the emitted module.
+    let key = std::fs::read_to_string(demo.join("target/thumbv7em-none-eabihf/wasm-embed/development-key/update.key")).unwrap();
+    let secret = wasm_embed::update::read_secret_key(&key).unwrap();
+    let hex = key.trim().rsplit(' ').next().unwrap().to_owned();
+    let seed: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let elf = std::fs::read(demo.join("target/thumbv7em-none-eabihf/release/examples/update")).unwrap();
+    assert!(!elf.windows(32).any(|w| w == seed), "the secret key is in the image");
+    assert!(!elf.windows(64).any(|w| w == hex.as_bytes()), "the secret key is in the image");
+    // Its public half is, as the emitted UPDATE_KEY.
+    assert!(elf.windows(32).any(|w| w == secret.public_key().bytes()), "the public key is not in the image");
+}
