@@ -10,5 +10,7 @@ fn main() {
     // Builds, strips, optimizes and precompiles the guests listed in Cargo.toml. Fuel
     // bounds every call: a guest stuck in a loop returns an error instead of hanging the
     // board.
-    wasm_embed_build::Builder::new().fuel(1_000_000).compile();
+    // Updates are signed with a development key made in the target directory; a product
+    // names its release key's public half instead (Builder::update_key).
+    wasm_embed_build::Builder::new().fuel(1_000_000).development_update_key().compile();
 }

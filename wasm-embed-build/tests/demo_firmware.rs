@@ -505,6 +505,12 @@ fn the_nrf52840_dk_firmware_builds_and_fits_the_chip() {
         let path = format!("nrf52840_dk_firmware::guests::{guest}::");
         assert!(symbols.iter().any(|s| s.starts_with(&path)), "guest {guest} is not in the image");
     }
+    // The add guest's update slots (the chip's NVMC through its HAL's NorFlash) take the
+    // last 128 KiB: the image ends before them, and it verifies packages there.
+    assert!(flash < 0xE_0000, "flash {flash} B runs into the update slots at 0xe0000");
+    for code in ["ed25519_compact::", "wasm_embed::update::"] {
+        assert!(symbols.iter().any(|s| s.contains(code)), "no {code} in the image");
+    }
 }
 
 #[test]
