@@ -89,9 +89,7 @@ fn add_package(builder: &wasm_embed_build::Builder, out: &Path, variant: &str, w
     let wasm = dir.join("add.wasm");
     let bytes = wat::parse_str(wat).expect("the variants are valid text");
     // Rewritten only when it changes: the build reruns when a guest file changes.
-    if std::fs::read(&wasm).ok().as_deref() != Some(&bytes[..]) {
-        std::fs::write(&wasm, bytes).expect("OUT_DIR is writable");
-    }
+    write_if_changed(&wasm, &bytes);
     let output = builder
         .clone()
         .guest(wasm.to_str().expect("OUT_DIR is UTF-8"))
@@ -103,12 +101,11 @@ fn add_package(builder: &wasm_embed_build::Builder, out: &Path, variant: &str, w
     std::fs::read(add.update.as_ref().expect("signed with the development key")).expect("just written")
 }
 
-/// What examples/update.rs receives over its UART: a frame per step, four zero bytes,
-/// `WEUP`, the kind
-/// (0 the end, 1 install, 2 install and cut the power after `cut` flash operations, 3
-/// install and cut the power while the slot's marker is written), the label's length,
-/// `cut` (u16), the payload's length (u32), the label, the payload. Written beside the
-/// firmware's binaries, where `qemu-run.sh` finds it (`examples/update` -> `update.uart`).
+/// What the update examples receive over their UART (see [`frame_writer`]; kinds: 0 the
+/// end, 1 install, 2 install and cut the power after `cut` flash operations, 3 install
+/// and cut the power while the slot's marker is written), written beside the firmware's
+/// binaries where `qemu-run.sh` finds them (`examples/update` -> `update.uart`); and the
+/// package examples/update_verify.rs times.
 fn update_example_input(builder: &wasm_embed_build::Builder, output: &wasm_embed_build::Output, out: &Path) {
     // A build that skipped its guests, or a copy of this firmware without the add guest.
     let Some(add) = output.guests.iter().find(|g| g.name == "add") else {
@@ -148,17 +145,7 @@ fn update_example_input(builder: &wasm_embed_build::Builder, output: &wasm_embed
     let replayed = std::fs::read(add.update.as_ref().expect("signed with the development key")).expect("written");
 
     let mut stream = Vec::new();
-    let mut frame = |kind: u8, cut: u16, label: &str, payload: &[u8]| {
-        // A byte the UART holds when the power goes is lost: padding, not the frame's.
-        stream.extend_from_slice(&[0; 4]);
-        stream.extend_from_slice(b"WEUP");
-        stream.push(kind);
-        stream.push(u8::try_from(label.len()).expect("short labels"));
-        stream.extend_from_slice(&cut.to_le_bytes());
-        stream.extend_from_slice(&u32::try_from(payload.len()).expect("small packages").to_le_bytes());
-        stream.extend_from_slice(label.as_bytes());
-        stream.extend_from_slice(payload);
-    };
+    let mut frame = frame_writer(&mut stream);
     frame(1, 0, "the add guest 0.2.0", &newer);
     frame(1, 0, "0.3.0 with one flipped byte", &flipped);
     frame(1, 0, "0.3.0 signed with another key", &other_key);
@@ -171,9 +158,48 @@ fn update_example_input(builder: &wasm_embed_build::Builder, output: &wasm_embed
     frame(3, 0, "0.3.0, the power cut while its marker is written", &newest);
     frame(1, 0, "the add guest 0.3.0", &newest);
     frame(0, 0, "", &[]);
+    drop(frame);
     let updates = add.update.as_ref().and_then(|p| p.parent()).expect("packages have a directory");
-    let file = updates.join("update.uart");
-    if std::fs::read(&file).ok() != Some(stream.clone()) {
-        std::fs::write(&file, &stream).expect("the update directory is writable");
+    write_if_changed(&updates.join("update.uart"), &stream);
+    // The add example with updates (examples/add_updatable.rs) gets the add guest's own
+    // package, so that it runs the very guest the add example runs, from a slot.
+    let mut stream = Vec::new();
+    let mut frame = frame_writer(&mut stream);
+    frame(1, 0, "the add guest 0.1.0", &replayed);
+    frame(0, 0, "", &[]);
+    drop(frame);
+    write_if_changed(&updates.join("add_updatable.uart"), &stream);
+    // A package of about 20 KiB for the add guest, what examples/update_verify.rs times:
+    // the add guest with 17,296 bytes of data, through the pipeline like any other.
+    let mut large = builder.clone();
+    large.exact_memory(false);
+    let data = "\\a5".repeat(17_296);
+    // It reads a byte of the data, or wasm-opt would drop the memory and the data.
+    let wat = add_plus(0, "add_with_extra")
+        .replace("(func (export", &format!("(memory 1) (data (i32.const 16) \"{data}\")\n  (func (export"))
+        .replace("i32.const 0 i32.add", "i32.const 16 i32.load8_u i32.add");
+    write_if_changed(&out.join("verify-20k.update"), &add_package(&large, out, "verify-20k", &wat, "0.5.0"));
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) {
+    if std::fs::read(path).ok().as_deref() != Some(bytes) {
+        std::fs::write(path, bytes).expect("the build's directories are writable");
+    }
+}
+
+
+/// Writes frames of the UART stream examples/update.rs describes into `stream`: four zero
+/// bytes (a byte the UART holds when the power goes is lost: padding, not the frame's),
+/// `WEUP`, kind, label length, `cut`, payload length, label, payload.
+fn frame_writer(stream: &mut Vec<u8>) -> impl FnMut(u8, u16, &str, &[u8]) + '_ {
+    move |kind, cut, label, payload| {
+        stream.extend_from_slice(&[0; 4]);
+        stream.extend_from_slice(b"WEUP");
+        stream.push(kind);
+        stream.push(u8::try_from(label.len()).expect("short labels"));
+        stream.extend_from_slice(&cut.to_le_bytes());
+        stream.extend_from_slice(&u32::try_from(payload.len()).expect("small packages").to_le_bytes());
+        stream.extend_from_slice(label.as_bytes());
+        stream.extend_from_slice(payload);
     }
 }

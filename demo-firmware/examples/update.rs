@@ -13,10 +13,10 @@
 extern crate alloc;
 
 use alloc::string::String;
-use alloc::vec;
 
 use cortex_m_rt::entry;
 use demo_firmware::flash::Flash;
+use demo_firmware::uart::Uart;
 use demo_firmware::{exit, guests, heap, say};
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use wasm_embed::update::{Slots, UpdateError, Version};
@@ -61,7 +61,7 @@ fn main() -> ! {
             3 => slots.flash().cut = Cut::AtMarker,
             _ => {}
         }
-        match install(&mut slots, &uart, frame.len as usize, floor) {
+        match uart.install(&mut slots, frame.len as usize, floor) {
             Ok(version) => {
                 // A real device would raise the floor once the new guest has proven
                 // itself; this one raises it at once.
@@ -75,31 +75,6 @@ fn main() -> ! {
             }
         }
     }
-}
-
-/// Installs a package of `len` bytes as it arrives; on an error, the rest of it is read
-/// and dropped so that the next frame is found.
-fn install(slots: &mut Slots<PowerCut>, uart: &Uart, len: usize, floor: Version) -> Result<Version, UpdateError> {
-    let mut install = match slots.install(len, floor) {
-        Ok(install) => install,
-        Err(error) => {
-            uart.skip(len);
-            return Err(error);
-        }
-    };
-    // A package larger than free RAM installs too: 256 bytes at a time.
-    let mut chunk = vec![0; 256];
-    let mut left = len;
-    while left > 0 {
-        let piece = &mut chunk[..left.min(256)];
-        uart.read(piece);
-        left -= piece.len();
-        if let Err(error) = install.write(piece) {
-            uart.skip(left);
-            return Err(error);
-        }
-    }
-    install.finish()
 }
 
 /// Loads what runs now and calls it.
@@ -251,77 +226,5 @@ impl NorFlash for PowerCut {
             Self::power_off(if offset % SLOT == 0 { "marker's write" } else { "write" }, offset);
         }
         self.flash.write(offset, bytes)
-    }
-}
-
-/// The board's first UART (QEMU's mps2: a CMSDK APB UART), receiving.
-struct Uart;
-
-/// One step of what the host sends.
-struct Frame {
-    kind: u8,
-    cut: u16,
-    len: u32,
-    label: String,
-}
-
-impl Uart {
-    const BASE: usize = 0x4000_4000;
-
-    fn new() -> Uart {
-        // SAFETY: the UART's control and baud-divider registers; receive on.
-        unsafe {
-            ((Self::BASE + 0x10) as *mut u32).write_volatile(16);
-            ((Self::BASE + 0x08) as *mut u32).write_volatile(0b10);
-        }
-        Uart
-    }
-
-    /// The next byte, or `None` if none comes for a long while.
-    fn byte(&self) -> Option<u8> {
-        for _ in 0..50_000_000u32 {
-            // SAFETY: the UART's state and data registers.
-            unsafe {
-                if ((Self::BASE + 0x04) as *const u32).read_volatile() & 0b10 != 0 {
-                    return Some(((Self::BASE) as *const u32).read_volatile() as u8);
-                }
-            }
-        }
-        None
-    }
-
-    fn read(&self, bytes: &mut [u8]) {
-        for byte in bytes {
-            *byte = self.byte().unwrap_or_else(|| fail(&"the UART went quiet in the middle of a package"));
-        }
-    }
-
-    fn skip(&self, mut len: usize) {
-        while len > 0 {
-            let mut piece = [0; 64];
-            let n = len.min(64);
-            self.read(&mut piece[..n]);
-            len -= n;
-        }
-    }
-
-    /// The next frame: after a power cut the rest of the package that was arriving is
-    /// still on the line, so this looks for the next frame's `WEUP`.
-    fn frame(&self) -> Option<Frame> {
-        let mut window = [0u8; 4];
-        while &window != b"WEUP" {
-            window.rotate_left(1);
-            window[3] = self.byte()?;
-        }
-        let mut header = [0; 8];
-        self.read(&mut header);
-        let mut label = vec![0; header[1] as usize];
-        self.read(&mut label);
-        Some(Frame {
-            kind: header[0],
-            cut: u16::from_le_bytes([header[2], header[3]]),
-            len: u32::from_le_bytes(header[4..8].try_into().unwrap()),
-            label: String::from_utf8(label).unwrap_or_default(),
-        })
     }
 }

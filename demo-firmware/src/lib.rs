@@ -8,6 +8,8 @@ extern crate alloc;
 
 pub mod flash;
 pub mod heap;
+#[cfg(target_arch = "arm")]
+pub mod uart;
 
 #[cfg_attr(target_arch = "arm", path = "arm.rs")]
 #[cfg_attr(target_arch = "riscv32", path = "../riscv/board.rs")]

@@ -241,6 +241,8 @@ fn main() {
         let measured = measure_example(&Variant::original(), example, &["component"]).unwrap_or_else(|e| fail(&e));
         components.push((label, guest, measured));
     }
+    eprintln!("size-report: building the add example with updates");
+    let updates = measure_updates(&base).unwrap_or_else(|e| fail(&e));
     let mut lever_rows = Vec::new();
     if levers {
         for lever in LEVERS {
@@ -256,6 +258,7 @@ fn main() {
     }
     print_markdown(&base, &lever_rows).unwrap_or_else(|e| fail(&e));
     print_components(&base, &components);
+    print_updates(&base, &updates);
     print_boards(&boards);
     let mut report = to_json(&base, &lever_rows);
     report["components"] = components
@@ -269,6 +272,18 @@ fn main() {
             })
         })
         .collect();
+    report["updates"] = json!({
+        "flash": updates.firmware.flash,
+        "feature_flash": updates.firmware.flash as i64 - base.flash as i64,
+        "static_ram": static_ram(&updates.firmware),
+        "feature_static_ram": static_ram(&updates.firmware) as i64 - static_ram(&base) as i64,
+        "peak_heap": updates.firmware.peak_heap,
+        "feature_peak_heap": updates.firmware.peak_heap as i64 - base.peak_heap as i64,
+        "package": updates.package,
+        "cwasm": updates.cwasm,
+        "verify_package_bytes": updates.verify_bytes,
+        "verify_instructions": updates.verify_instructions,
+    });
     report["boards"] = boards
         .iter()
         .map(|(board, image)| {
@@ -802,6 +817,93 @@ fn print_components(base: &Measurement, components: &[(&str, &str, Measurement)]
             met(m.peak_heap <= 16 * 1024),
         );
     }
+}
+
+/// The add example with updates beside the add example, and the verifier's speed.
+struct Updates {
+    firmware: Measurement,
+    /// The add guest's update package and its `.cwasm`, bytes.
+    package: u64,
+    cwasm: u64,
+    /// Verifying a package of about 20 KiB (examples/update_verify.rs): its size, and
+    /// the instructions it took under `-icount shift=0`.
+    verify_bytes: u64,
+    verify_instructions: u64,
+}
+
+fn measure_updates(base: &Measurement) -> Result<Updates, String> {
+    let firmware = measure_example(&Variant::original(), "add_updatable", &[])?;
+    let add_cwasm = base.out_dir.join("add.cwasm");
+    let package = base
+        .out_dir
+        .ancestors()
+        .nth(3)
+        .map(|profile| profile.join("wasm-embed-updates/add.update"))
+        .ok_or("the build's output directory is not inside a target directory")?;
+    let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).map_err(|e| format!("{}: {e}", path.display()));
+    let built = cargo(&Variant::original().dir, &["build", "--release", "--example", "update_verify"])?;
+    let executable = built.executables.last().ok_or("cargo reported no executable")?;
+    let printed = speed::qemu(executable)?;
+    // `verified a 20480-byte package in 5136360 instructions`
+    let figures: Vec<u64> = printed
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [verify_bytes, verify_instructions] = figures[..] else {
+        return Err(format!("examples/update_verify.rs printed no figures:\n{printed}"));
+    };
+    Ok(Updates {
+        firmware,
+        package: size(&package)?,
+        cwasm: size(&add_cwasm)?,
+        verify_bytes,
+        verify_instructions,
+    })
+}
+
+/// `.data` and `.bss`: what the firmware's statics take of RAM (the heap arena among
+/// them).
+fn static_ram(m: &Measurement) -> u64 {
+    m.sections[".data"] + m.sections[".bss"]
+}
+
+fn print_updates(base: &Measurement, updates: &Updates) {
+    let m = &updates.firmware;
+    println!("\n## Updates: wasm-embed's `update` feature (thumbv7em-none-eabihf)\n");
+    println!("| firmware | flash | static RAM (.data + .bss) | peak heap |");
+    println!("|---|---:|---:|---:|");
+    println!("| add example | {} | {} | {} |", group(base.flash), group(static_ram(base)), group(base.peak_heap));
+    println!(
+        "| add example with updates: installs the add guest's package into a flash slot, runs it there | {} | {} | {} |",
+        group(m.flash),
+        group(static_ram(m)),
+        group(m.peak_heap)
+    );
+    let feature = m.flash as i64 - base.flash as i64;
+    println!(
+        "| the feature (verifier, slots, install; and the example's UART and flash stand-in) | {} | {} | {} |",
+        signed(feature),
+        signed(static_ram(m) as i64 - static_ram(base) as i64),
+        signed(m.peak_heap as i64 - base.peak_heap as i64)
+    );
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    let overhead = updates.package as i64 - updates.cwasm as i64;
+    // One instruction a cycle at 64 MHz: an nRF52840's Cortex-M4 without wait states.
+    let ms = updates.verify_instructions as f64 / 64_000.0;
+    println!(
+        "\nFlash for the feature: {} B, target ≤ 16,384 B: {}. Verifying a {}-byte package: {} instructions \
+         (QEMU `-icount shift=0`), {ms:.1} ms at 64 MHz and one instruction a cycle, target ≤ 100 ms: {}. \
+         The add guest's package: {} B beside its {} B .cwasm, {} B more, target ≤ 256 B: {}.",
+        signed(feature),
+        met(feature <= 16 * 1024),
+        group(updates.verify_bytes),
+        group(updates.verify_instructions),
+        met(ms <= 100.0),
+        group(updates.package),
+        group(updates.cwasm),
+        overhead,
+        met(overhead <= 256),
+    );
 }
 
 fn to_json(base: &Measurement, levers: &[(&str, Measurement)]) -> Value {

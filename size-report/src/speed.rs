@@ -296,11 +296,11 @@ fn riscv_coremark(coremark: &Path) -> Result<(f64, Result<f64, String>), String>
 
 /// QEMU's Cortex-M4 board and its RISC-V `virt` board, each run under `-icount shift=0`
 /// (1 ns of virtual time per executed instruction).
-const QEMU_M4: &[&str] = &["qemu-system-arm", "-machine", "mps2-an386", "-cpu", "cortex-m4"];
+pub(crate) const QEMU_M4: &[&str] = &["qemu-system-arm", "-machine", "mps2-an386", "-cpu", "cortex-m4"];
 const QEMU_RISCV: &[&str] = &["qemu-system-riscv32", "-machine", "virt", "-bios", "none"];
 
 /// Runs `executable` on QEMU's Cortex-M4; what it printed, if it exited with success.
-fn qemu(executable: &Path) -> Result<String, String> {
+pub(crate) fn qemu(executable: &Path) -> Result<String, String> {
     match run_qemu(QEMU_M4, executable)? {
         (true, stdout) => Ok(stdout),
         (false, stdout) => Err(format!("{} failed:\n{stdout}", executable.display())),

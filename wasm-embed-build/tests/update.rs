@@ -102,6 +102,30 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
         )
     );
     unsafe { std::env::remove_var("WASM_EMBED_SIGNING_KEY") };
+
+    // The metadata's `update-key`, relative to the firmware's manifest, does what
+    // Builder::update_key does.
+    let firmware = common::out_dir("update-metadata");
+    std::fs::write(
+        firmware.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"fw\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\npath = \"lib.rs\"\n\n\
+             [package.metadata.wasm-embed]\nguests = [{:?}]\nupdate-key = \"keys/dev.pub\"\n",
+            common::repo().join("guests/add").display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(firmware.join("lib.rs"), "").unwrap();
+    std::fs::create_dir_all(firmware.join("keys")).unwrap();
+    std::fs::copy(keys.join("dev.pub"), firmware.join("keys/dev.pub")).unwrap();
+    let output = builder("update-from-metadata")
+        .manifest_dir(&firmware)
+        .update_dir(firmware.join("updates"))
+        .try_compile()
+        .unwrap();
+    assert_eq!(output.guests[0].unsigned_update.as_deref(), Some(&*firmware.join("updates/add.update.unsigned")));
+    let module = compact(&std::fs::read_to_string(&output.module).unwrap());
+    assert!(module.contains(&compact(&format!("PublicKey::new({:?})", secret.public_key().bytes()))), "{module}");
     let error = builder("update").guest("guests/add").update_key(keys.join("dev.key")).try_compile();
     assert_eq!(
         error.err().unwrap().to_string(),
