@@ -107,6 +107,7 @@ impl Guest {
     }
 
     /// Where the bytes of the module loaded now start, if one is alive.
+    #[cfg(feature = "update")]
     pub(crate) fn running_at(&self) -> Option<usize> {
         self.loaded
             .load(Ordering::Acquire)

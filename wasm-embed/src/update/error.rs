@@ -24,9 +24,11 @@ pub enum UpdateError {
     /// Precompiled by another Wasmtime version.
     OtherWasmtime { guest: &'static str, package: String },
     /// Precompiled with settings this firmware's engine does not use.
-    OtherSettings { guest: &'static str, setting: &'static str, package: String, firmware: String },
-    /// Its imports or exports differ from those the firmware's typed handle was made for.
-    OtherInterface { guest: &'static str, difference: String },
+    OtherSettings { guest: &'static str, setting: &'static str, package: &'static str, firmware: &'static str },
+    /// Its imports or exports differ from those the firmware's typed handle was made for:
+    /// the first import or export that differs, as each side lists it (`import
+    /// host.extra: () -> i32`), `None` where that side has no more.
+    OtherInterface { guest: &'static str, package: Option<String>, firmware: Option<String> },
     /// Below the lowest version the firmware still accepts: a rollback.
     Older { guest: &'static str, package: Version, floor: Version },
     /// Larger than a slot.
@@ -90,11 +92,33 @@ impl fmt::Display for UpdateError {
                 "update for guest `{guest}` refused: precompiled with {setting} {package}, the firmware's engine \
                  with {setting} {firmware}; build the update with the firmware's build.rs settings"
             ),
-            OtherInterface { guest, difference } => write!(
-                f,
-                "update for guest `{guest}` refused: another interface: {difference}; an update must keep the \
-                 imports and exports the firmware was built for, or ship with a new firmware"
-            ),
+            OtherInterface { guest, package, firmware } => {
+                write!(f, "update for guest `{guest}` refused: another interface: ")?;
+                // `import host.extra: () -> i32` as its kind, name and type.
+                fn split(line: &str) -> (&str, &str, &str) {
+                    let (kind, rest) = line.split_once(' ').unwrap_or(("item", line));
+                    let (name, ty) = rest.split_once(": ").unwrap_or((rest, "?"));
+                    (kind, name, ty)
+                }
+                match (package.as_deref().map(split), firmware.as_deref().map(split)) {
+                    (Some(its), Some(mine)) if (its.0, its.1) == (mine.0, mine.1) => write!(
+                        f,
+                        "{} `{}` is `{}` in the package, `{}` in the firmware",
+                        mine.0, mine.1, its.2, mine.2
+                    ),
+                    (Some(its), Some(mine)) => write!(
+                        f,
+                        "the package has {} `{}` where the firmware has {} `{}`",
+                        its.0, its.1, mine.0, mine.1
+                    ),
+                    (None, Some(mine)) => write!(f, "the package lacks the firmware's {} `{}`", mine.0, mine.1),
+                    (Some(its), None) => write!(f, "the package has {} `{}`, which the firmware does not", its.0, its.1),
+                    (None, None) => write!(f, "they differ"),
+                }?;
+                f.write_str(
+                    "; an update must keep the imports and exports the firmware was built for, or ship with a new firmware",
+                )
+            }
             Older { guest, package, floor } => write!(
                 f,
                 "update for guest `{guest}` refused: version {package} is older than {floor}, the lowest this device \

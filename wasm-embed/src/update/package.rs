@@ -230,30 +230,42 @@ impl<'a> Package<'a> {
             });
         }
         let firmware = guest.settings();
-        let differs = |setting: &'static str, package: String, firmware: String| UpdateError::OtherSettings {
+        let differs = |setting, package, firmware| UpdateError::OtherSettings {
             guest: name,
             setting,
             package,
             firmware,
         };
-        let debug = |value: &dyn fmt::Debug| alloc::format!("{value:?}");
         let built_in_component = Kind::of(guest.cwasm()) == Some(Kind::Component);
         if self.component != built_in_component {
-            let kind = |component| String::from(if component { "a component" } else { "a core module" });
+            let kind = |component| if component { "a component" } else { "a core module" };
             return Err(differs("kind", kind(self.component), kind(built_in_component)));
         }
         if self.settings.target != firmware.target {
-            return Err(differs("target", debug(&self.settings.target), debug(&firmware.target)));
+            return Err(differs("target", self.settings.target.triple(), firmware.target.triple()));
         }
         if self.settings.profile != firmware.profile {
-            return Err(differs("profile", debug(&self.settings.profile), debug(&firmware.profile)));
+            let profile = |p| if p == Profile::Size { "Size" } else { "Debug" };
+            return Err(differs("profile", profile(self.settings.profile), profile(firmware.profile)));
         }
         if self.settings.fuel.is_some() != firmware.fuel.is_some() {
-            let fuel = |on: bool| String::from(if on { "on" } else { "off" });
+            let fuel = |on: bool| if on { "on" } else { "off" };
             return Err(differs("fuel", fuel(self.settings.fuel.is_some()), fuel(firmware.fuel.is_some())));
         }
-        if let Some(difference) = interface_difference(self.interface, updatable.interface()) {
-            return Err(UpdateError::OtherInterface { guest: name, difference });
+        // The first line that differs: imports in order, then exports by name.
+        let (mut ours, mut theirs) = (updatable.interface().lines(), self.interface.lines());
+        loop {
+            match (theirs.next(), ours.next()) {
+                (None, None) => break,
+                (its, mine) if its == mine => {}
+                (its, mine) => {
+                    return Err(UpdateError::OtherInterface {
+                        guest: name,
+                        package: its.map(String::from),
+                        firmware: mine.map(String::from),
+                    });
+                }
+            }
         }
         if self.version < floor {
             return Err(UpdateError::Older {
@@ -357,37 +369,6 @@ fn parse(body: &[u8]) -> Result<Package<'_>, &'static str> {
         interface,
         cwasm: &body[header..],
     })
-}
-
-/// The first import or export that differs between a package's interface and the
-/// firmware's, said in a few words; `None` if they are the same.
-fn interface_difference(package: &str, firmware: &str) -> Option<alloc::string::String> {
-    use alloc::format;
-    /// `import host.extra: () -> i32` as its kind, name and type.
-    fn split(line: &str) -> (&str, &str, &str) {
-        let (kind, rest) = line.split_once(' ').unwrap_or(("item", line));
-        let (name, ty) = rest.split_once(": ").unwrap_or((rest, "?"));
-        (kind, name, ty)
-    }
-    let (mut ours, mut theirs) = (firmware.lines(), package.lines());
-    loop {
-        let (mine, its) = match (ours.next(), theirs.next()) {
-            (None, None) => return None,
-            (mine, its) if mine == its => continue,
-            (mine, its) => (mine.map(split), its.map(split)),
-        };
-        return Some(match (mine, its) {
-            (Some(mine), Some(its)) if (mine.0, mine.1) == (its.0, its.1) => {
-                format!("{} `{}` is `{}` in the package, `{}` in the firmware", mine.0, mine.1, its.2, mine.2)
-            }
-            (Some(mine), Some(its)) => {
-                format!("the package has {} `{}` where the firmware has {} `{}`", its.0, its.1, mine.0, mine.1)
-            }
-            (Some(mine), None) => format!("the package lacks the firmware's {} `{}`", mine.0, mine.1),
-            (None, Some(its)) => format!("the package has {} `{}`, which the firmware does not", its.0, its.1),
-            (None, None) => unreachable!("both ended: returned above"),
-        });
-    }
 }
 
 /// What a package records, for writing one: the build writes each guest's, and
