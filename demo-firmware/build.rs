@@ -90,8 +90,11 @@ fn add_package(builder: &wasm_embed_build::Builder, out: &Path, variant: &str, w
     let bytes = wat::parse_str(wat).expect("the variants are valid text");
     // Rewritten only when it changes: the build reruns when a guest file changes.
     write_if_changed(&wasm, &bytes);
+    // This script writes the variant's file, so Cargo must not watch it: it would look
+    // changed at every build.
     let output = builder
         .clone()
+        .cargo_metadata(false)
         .guest(wasm.to_str().expect("OUT_DIR is UTF-8"))
         .out_dir(&dir)
         .update_dir(&dir)

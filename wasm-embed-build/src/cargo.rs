@@ -36,11 +36,6 @@ impl Directives {
         Directives { build_script, warnings: Vec::new() }
     }
 
-    /// Whether this build runs inside a build script.
-    pub(crate) fn in_build_script(&self) -> bool {
-        self.build_script
-    }
-
     /// A warning, shown by Cargo beside the build.
     pub(crate) fn warning(&mut self, text: String) {
         if self.build_script {

@@ -46,6 +46,7 @@ pub struct Builder {
     development_key: bool,
     update_dir: Option<PathBuf>,
     versions: Vec<(String, String)>,
+    cargo_metadata: bool,
 }
 
 impl Default for Builder {
@@ -77,7 +78,17 @@ impl Builder {
             development_key: false,
             update_dir: None,
             versions: Vec::new(),
+            cargo_metadata: true,
         }
+    }
+
+    /// Whether to tell Cargo, inside a build script, which files and variables rerun it
+    /// and what to warn about (default: yes), as `cc::Build::cargo_metadata` does. Off
+    /// for a second build in the same script whose inputs the script itself writes:
+    /// Cargo would take them for changed at every build.
+    pub fn cargo_metadata(&mut self, emit: bool) -> &mut Builder {
+        self.cargo_metadata = emit;
+        self
     }
 
     /// Lets the firmware install updates of its guests signed with the key whose public
@@ -224,7 +235,7 @@ impl Builder {
     /// Builds every guest and writes the module; inside a build script it also tells
     /// Cargo which files and variables to watch.
     pub fn try_compile(&self) -> Result<Output, Error> {
-        let mut cargo = Directives::new(cargo::var_os("TARGET").is_some() && cargo::var_os("OUT_DIR").is_some());
+        let mut cargo = Directives::new(self.cargo_metadata && in_build_script());
         let plan = self.plan(&mut cargo)?;
         pipeline::run(plan, cargo)
     }
@@ -286,7 +297,7 @@ impl Builder {
         // A skipped build compiles nothing, so it needs no toolchain for wasm.
         let compile = toolchain.map(|toolchain| CompileOptions {
             toolchain,
-            cargo_flags: if cargo.in_build_script() { compile::outer_cargo_flags() } else { Vec::new() },
+            cargo_flags: if in_build_script() { compile::outer_cargo_flags() } else { Vec::new() },
             target_dir: self.guest_target_dir.clone().unwrap_or_else(|| default_guest_target_dir(&out_dir)),
             stack_size: self.stack_size,
             initial_memory: self.initial_memory,
@@ -346,6 +357,11 @@ fn default_update_dir(out_dir: &Path) -> PathBuf {
         .filter(|build| build.file_name().is_some_and(|n| n == "build"))
         .and_then(Path::parent);
     profile.unwrap_or(out_dir).join("wasm-embed-updates")
+}
+
+/// Whether this runs inside a build script.
+fn in_build_script() -> bool {
+    cargo::var_os("TARGET").is_some() && cargo::var_os("OUT_DIR").is_some()
 }
 
 /// A build with every default resolved: what the pipeline does.

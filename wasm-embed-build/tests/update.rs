@@ -34,13 +34,13 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     std::fs::write(keys.join("dev.pub"), secret.public_key().to_file_text()).unwrap();
     let updates = common::out_dir("update-packages");
 
+    // The add guest for the key `public`.
+    let build = |public: &str| {
+        builder("update").guest("guests/add").update_key(keys.join(public)).update_dir(&updates).try_compile()
+    };
+
     // Without a signing key: the package to sign elsewhere, and the module's key.
-    let output = builder("update")
-        .guest("guests/add")
-        .update_key(keys.join("dev.pub"))
-        .update_dir(&updates)
-        .try_compile()
-        .unwrap();
+    let output = build("dev.pub").unwrap();
     let built = &output.guests[0];
     assert_eq!(built.unsigned_update.as_deref(), Some(&*updates.join("add.update.unsigned")));
     assert_eq!(built.update, None);
@@ -61,12 +61,7 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     // With one: signed by the build, the same bytes `sign` makes.
     // SAFETY: this binary's only test, so no other thread reads the environment.
     unsafe { std::env::set_var("WASM_EMBED_SIGNING_KEY", keys.join("dev.key")) };
-    let output = builder("update")
-        .guest("guests/add")
-        .update_key(keys.join("dev.pub"))
-        .update_dir(&updates)
-        .try_compile()
-        .unwrap();
+    let output = build("dev.pub").unwrap();
     let built = &output.guests[0];
     let package = std::fs::read(built.update.as_ref().unwrap()).unwrap();
     assert_eq!(package, signed_elsewhere);
@@ -92,7 +87,7 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     let other = SecretKey::from_seed([0x77; 32]);
     std::fs::write(keys.join("other.key"), other.to_file_text()).unwrap();
     unsafe { std::env::set_var("WASM_EMBED_SIGNING_KEY", keys.join("other.key")) };
-    let error = builder("update").guest("guests/add").update_key(keys.join("dev.pub")).update_dir(&updates).try_compile();
+    let error = build("dev.pub");
     assert_eq!(
         error.err().unwrap().to_string(),
         format!(
@@ -126,7 +121,7 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     assert_eq!(output.guests[0].unsigned_update.as_deref(), Some(&*firmware.join("updates/add.update.unsigned")));
     let module = compact(&std::fs::read_to_string(&output.module).unwrap());
     assert!(module.contains(&compact(&format!("PublicKey::new({:?})", secret.public_key().bytes()))), "{module}");
-    let error = builder("update").guest("guests/add").update_key(keys.join("dev.key")).try_compile();
+    let error = build("dev.key");
     assert_eq!(
         error.err().unwrap().to_string(),
         format!(
