@@ -104,7 +104,7 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     std::fs::write(
         firmware.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"fw\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\npath = \"lib.rs\"\n\n\
+            "[package]\nname = \"fw\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[lib]\npath = \"lib.rs\"\n\n\
              [package.metadata.wasm-embed]\nguests = [{:?}]\nupdate-key = \"keys/dev.pub\"\n",
             common::repo().join("guests/add").display().to_string()
         ),
