@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use wasm_embed::update::{Package, PublicKey, SecretKey, read_public_key, read_secret_key};
+use wasm_embed::update::{Package, PublicKey, create_key_files, read_public_key, read_secret_key};
 
 #[derive(Parser)]
 #[command(name = "cargo", bin_name = "cargo")]
@@ -92,12 +92,7 @@ fn keygen(name: &Path) -> Result<(), String> {
             return Err(format!("{} exists already; choose another name, or move it away first", path.display()));
         }
     }
-    let mut seed = [0; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("the operating system gave no random bytes: {e}"))?;
-    let key = SecretKey::from_seed(seed);
-    write_secret(&secret_path, key.to_file_text().as_bytes())?;
-    std::fs::write(&public_path, key.public_key().to_file_text())
-        .map_err(|e| format!("cannot write {}: {e}", public_path.display()))?;
+    create_key_files(&secret_path, &public_path).map_err(|e| format!("cannot write the key pair: {e}"))?;
     println!(
         "wrote {} (secret: keep it off the build machine and out of version control) and {} (give it to \
          Builder::update_key, or `update-key` in [package.metadata.wasm-embed])",
@@ -105,17 +100,6 @@ fn keygen(name: &Path) -> Result<(), String> {
         public_path.display()
     );
     Ok(())
-}
-
-/// Writes the secret key readable by its owner only.
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn sign(key: &Path, package: &Path, output: Option<PathBuf>) -> Result<(), String> {

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use wasm_embed::Settings;
-use wasm_embed::update::{PackageBuilder, PublicKey, SecretKey, Version, read_public_key, read_secret_key};
+use wasm_embed::update::{
+    PackageBuilder, PublicKey, SecretKey, Version, create_key_files, read_public_key, read_secret_key,
+};
 
 use crate::Error;
 use crate::bindings::Interface;
@@ -56,14 +58,9 @@ pub(crate) fn development_key(target_dir: &Path) -> Result<(PathBuf, PathBuf), E
     let (public, secret) = (dir.join("update.pub"), dir.join("update.key"));
     if !public.is_file() || !secret.is_file() {
         std::fs::create_dir_all(&dir).map_err(crate::error::io(&dir))?;
-        let mut seed = [0; 32];
-        getrandom::fill(&mut seed).map_err(|e| Error::UpdateKey {
-            path: secret.clone(),
-            message: format!("the operating system gave no random bytes for a development key: {e}"),
-        })?;
-        let key = SecretKey::from_seed(seed);
-        std::fs::write(&secret, key.to_file_text()).map_err(crate::error::io(&secret))?;
-        std::fs::write(&public, key.public_key().to_file_text()).map_err(crate::error::io(&public))?;
+        // Half a pair is of no use: make a whole new one.
+        let _ = std::fs::remove_file(&secret);
+        create_key_files(&secret, &public).map_err(crate::error::io(&secret))?;
     }
     Ok((public, secret))
 }

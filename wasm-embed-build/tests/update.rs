@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{builder, built_guest};
-use wasm_embed::update::{Package, SecretKey, Updatable, Version};
+use wasm_embed::update::{Package, SecretKey, Updatable, Version, read_public_key};
 
 const INTERFACE: &str = "import host.extra: () -> i32\nexport add_with_extra: (i32, i32) -> i32\n";
 
@@ -121,6 +121,24 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     assert_eq!(output.guests[0].unsigned_update.as_deref(), Some(&*firmware.join("updates/add.update.unsigned")));
     let module = compact(&std::fs::read_to_string(&output.module).unwrap());
     assert!(module.contains(&compact(&format!("PublicKey::new({:?})", secret.public_key().bytes()))), "{module}");
+
+    // The development key: made once, its secret half its owner's alone, and used to sign.
+    let output = builder("update-development-key")
+        .guest("guests/add")
+        .development_update_key()
+        .update_dir(common::out_dir("update-development-packages"))
+        .try_compile()
+        .unwrap();
+    let target = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_owned();
+    let key = target.join("wasm-embed/development-key/update.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "{}", key.display());
+    }
+    let public = read_public_key(&std::fs::read_to_string(key.with_extension("pub")).unwrap()).unwrap();
+    let package = std::fs::read(output.guests[0].update.as_ref().unwrap()).unwrap();
+    assert!(Package::check_signature(&package, &public).is_ok());
     let error = build("dev.key");
     assert_eq!(
         error.err().unwrap().to_string(),

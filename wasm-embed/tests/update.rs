@@ -466,6 +466,20 @@ fn a_slot_damaged_after_its_install_is_passed_over() {
 }
 
 #[test]
+fn a_partition_that_cannot_hold_two_slots_is_one_line_with_the_fix() {
+    let flash = Nor::new(2 * SLOT);
+    let mapped = flash.memory;
+    // SAFETY: as in `slots`.
+    let error = unsafe { Slots::new(flash, 0..5 * SECTOR as u32, mapped, updatable(), firmware_key()) }.err().unwrap();
+    assert_eq!(
+        error.to_string(),
+        "update slots for guest `add` unusable: its length is not an even number of the flash's erase blocks; give \
+         Slots::new a partition of an even number of the flash's erase pages, inside the flash, mapped at a \
+         16-byte-aligned address"
+    );
+}
+
+#[test]
 fn the_slot_a_live_module_runs_from_is_never_erased() {
     let guest = updatable();
     let mut slots = slots(Nor::new(2 * SLOT), guest);

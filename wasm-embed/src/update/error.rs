@@ -149,7 +149,11 @@ impl fmt::Display for UpdateError {
                 "update for guest `{guest}` not installed: its slot is not erased at {offset:#x} after an erase; the \
                  previous guest still runs: check the flash driver's erase and the partition's bounds"
             ),
-            Partition { guest, reason } => write!(f, "update slots for guest `{guest}` unusable: {reason}"),
+            Partition { guest, reason } => write!(
+                f,
+                "update slots for guest `{guest}` unusable: {reason}; give Slots::new a partition of an even number \
+                 of the flash's erase pages, inside the flash, mapped at a 16-byte-aligned address"
+            ),
             SlotInUse { guest, slot } => write!(
                 f,
                 "update for guest `{guest}` not installed: the guest runs from slot {slot}, which the install would \

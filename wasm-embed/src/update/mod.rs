@@ -20,7 +20,9 @@ mod slots;
 
 pub use error::UpdateError;
 #[cfg(feature = "package")]
-pub use package::{KeyFileError, PackageBuilder, SecretKey, read_public_key, read_secret_key};
+pub use package::{
+    KeyFileError, PackageBuilder, SecretKey, create_key_files, read_public_key, read_secret_key,
+};
 pub use package::{Package, PublicKey, Version};
 pub use slots::{Current, Install, Slots};
 

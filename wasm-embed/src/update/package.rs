@@ -537,6 +537,25 @@ impl fmt::Display for KeyFileError {
     }
 }
 
+/// Makes a key pair from the operating system's random bytes and writes it: the secret
+/// key to `secret`, readable by its owner only (an existing file there is an error, never
+/// overwritten), and the public key to `public`. `cargo wasm-embed keygen` and the
+/// build's development key both make theirs here.
+#[cfg(feature = "package")]
+pub fn create_key_files(secret: &std::path::Path, public: &std::path::Path) -> std::io::Result<PublicKey> {
+    use std::io::Write;
+    let mut seed = [0; 32];
+    getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(alloc::format!("no random bytes for a key: {e}")))?;
+    let key = SecretKey::from_seed(seed);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(secret)?.write_all(key.to_file_text().as_bytes())?;
+    std::fs::write(public, key.public_key().to_file_text())?;
+    Ok(key.public_key())
+}
+
 /// Reads a public key file.
 #[cfg(feature = "package")]
 pub fn read_public_key(text: &str) -> Result<PublicKey, KeyFileError> {

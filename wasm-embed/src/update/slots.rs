@@ -116,12 +116,12 @@ impl<F: NorFlash> Slots<F> {
 
     /// The slots with a valid marker, newest first.
     fn marked(&self) -> impl Iterator<Item = (usize, Marker)> + '_ {
-        let (a, b) = (self.marker(0), self.marker(1));
-        let newer_first = match (a, b) {
-            (Some(a), Some(b)) if b.sequence > a.sequence => [1, 0],
+        let markers = [self.marker(0), self.marker(1)];
+        let newer_first = match markers {
+            [Some(a), Some(b)] if b.sequence > a.sequence => [1, 0],
             _ => [0, 1],
         };
-        newer_first.into_iter().filter_map(move |slot| self.marker(slot).map(|marker| (slot, marker)))
+        newer_first.into_iter().filter_map(move |slot| markers[slot].map(|marker| (slot, marker)))
     }
 
     /// The package in `slot` per its marker, checked.
