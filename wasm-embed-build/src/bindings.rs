@@ -379,7 +379,10 @@ const TAKEN: [&str; 11] = [
 ];
 
 /// The handle's own methods, which an export's method must not take (it gets a `_`).
-const HANDLE_METHODS: [&str; 5] = ["new", "host", "host_mut", "memory", "set_fuel_per_call"];
+const HANDLE_METHODS: [&str; 6] = ["new", "new_async", "host", "host_mut", "memory", "set_fuel_per_call"];
+
+/// Whether handles get async methods and async import traits (the `async` feature).
+const ASYNC: bool = cfg!(feature = "async");
 
 /// The Rust code that goes inside the guest's module: one trait per import module and
 /// the guest's typed handle.
@@ -397,6 +400,11 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
     }
     let handle = unique(camel_case(guest), "Guest", &mut taken);
     let bounds: String = traits.iter().map(|(_, name, _)| format!("{name} + ")).collect();
+    let async_traits: Vec<String> = match ASYNC {
+        true => traits.iter().map(|(_, name, _)| unique(format!("Async{name}"), "Imports", &mut taken)).collect(),
+        false => Vec::new(),
+    };
+    let async_bounds: String = async_traits.iter().map(|name| format!("{name} + ")).collect();
 
     let mut code = String::new();
     for (module, name, functions) in &traits {
@@ -436,6 +444,33 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
         }
         code.push_str("    }\n\n");
     }
+    for ((module, _, functions), name) in traits.iter().zip(&async_traits) {
+        let _ = writeln!(
+            code,
+            "    /// The functions guest `{guest}` imports from the wasm module `{module}`, for async\n    \
+             /// calls: implement it for the host that [`{handle}::new_async`] takes. The guest waits\n    \
+             /// while a method's future runs, and the executor runs other tasks whenever it is\n    \
+             /// pending. The futures must be `Send` (Wasmtime's bound), and an `Err` ends the call\n    \
+             /// with `Fault::Import`.\n    \
+             pub trait {name} {{"
+        );
+        for (index, f) in functions.iter().enumerate() {
+            if index > 0 {
+                code.push('\n');
+            }
+            let memory = if f.takes_memory() { ", memory: GuestMemory<'_>" } else { "" };
+            let _ = writeln!(code, "        /// Import `{module}.{}`, wasm type `{}`.", f.name, f.wasm_signature());
+            let signature = format!(
+                "        fn {}(&mut self{memory}{}) -> impl Future<Output = Result<{}, Error>> + Send;",
+                method_name(&f.name),
+                typed_params(f),
+                rust_results(f)
+            );
+            code.push_str(&wrap_signature(&signature));
+            code.push('\n');
+        }
+        code.push_str("    }\n\n");
+    }
 
     // By name: the same order whether the interface came from the wasm or the source.
     let mut sorted: Vec<&Function> = interface.exports.iter().collect();
@@ -443,6 +478,11 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
     let exports: Vec<(String, &Function)> = {
         let mut used: Vec<String> = HANDLE_METHODS.iter().map(|m| m.to_string()).collect();
         sorted.into_iter().map(|f| (unique(method_name(&f.name), "_", &mut used), f)).collect()
+    };
+    let async_methods: Vec<String> = {
+        let mut used: Vec<String> = HANDLE_METHODS.iter().map(|m| m.to_string()).collect();
+        used.extend(exports.iter().map(|(method, _)| method.clone()));
+        exports.iter().map(|(method, _)| unique(format!("{method}_async"), "_", &mut used)).collect()
     };
     let _ = writeln!(
         code,
@@ -455,63 +495,48 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
     for (method, f) in &exports {
         let _ = writeln!(code, "        {method}: GuestFunc<{}, {}>,", tuple(&f.params), rust_results(f));
     }
+    code.push_str("    }\n\n");
+    let trait_names: Vec<&str> = traits.iter().map(|(_, name, _)| name.as_str()).collect();
     let _ = writeln!(
         code,
-        "    }}\n\n    \
-         impl<H: {bounds}'static> {handle}<H> {{\n        \
+        "    impl<H: {bounds}'static> {handle}<H> {{\n        \
          /// Instantiates guest `{guest}` from its module (`GUEST.load(&engine)`), with `host`\n        \
          /// serving its imports.\n        \
          pub fn new(module: &GuestModule, host: H) -> Result<Self, Error> {{"
     );
-    // Looking up the exports needs it mutable; a guest with none would warn.
-    let binding = if exports.is_empty() { "instance" } else { "mut instance" };
-    if interface.imports.is_empty() {
-        let _ = write!(
-            code,
-            "            let imports = |_: &mut _| -> [::wasm_embed::__private::wasmtime::Extern; 0] {{ [] }};\n            \
-             let {binding} = GuestInstance::new(&GUEST, module, host, imports)?;\n",
-        );
-    } else {
-        let _ = write!(code, "            let {binding} = GuestInstance::new(&GUEST, module, host, |store| {{\n                [\n");
-        for f in &interface.imports {
-            let trait_name = &traits.iter().find(|(module, ..)| *module == f.module).unwrap().1;
-            let method = method_name(&f.name);
-            let names = param_names(f);
-            let closure_params: String = f.params.iter().zip(&names).map(|(p, n)| format!(", {n}: {}", p.rust)).collect();
-            let args: String = names.iter().map(|n| format!(", {n}")).collect();
-            let head = format!("Func::wrap(&mut *store, |mut caller: Caller<'_, Context<H>>{closure_params}| {{");
-            let body = if f.takes_memory() {
-                format!(
-                    "let (memory, host) = ::wasm_embed::__private::memory_and_host(&mut caller);\n\
-                     <H as {trait_name}>::{method}(host, memory{args}).map_err(::wasm_embed::__private::wasmtime::Error::new)"
-                )
-            } else {
-                format!("<H as {trait_name}>::{method}(caller.data_mut().host(){args})")
-            };
-            let _ = writeln!(code, "                    {head}");
-            for line in body.lines() {
-                let _ = writeln!(code, "                        {line}");
-            }
-            code.push_str("                    })\n                    .into(),\n");
-        }
-        code.push_str("                ]\n            })?;\n");
-    }
-    let _ = writeln!(code, "            Ok({handle} {{");
+    code.push_str(&constructor(handle.as_str(), interface, &traits, &trait_names, &exports, false));
     for (method, f) in &exports {
-        let _ = writeln!(code, "                {method}: instance.func({:?})?,", f.name);
-    }
-    code.push_str("                instance,\n            })\n        }\n");
-    for (method, f) in &exports {
-        let names = param_names(f);
-        let params: String = f.params.iter().zip(&names).map(|(p, n)| format!(", {n}: {}", p.rust)).collect();
-        let args = match names.len() {
-            1 => names[0].clone(),
-            _ => format!("({})", names.join(", ")),
-        };
+        let (params, args) = call_params(f);
         let _ = writeln!(code, "\n        /// Calls export `{}`, wasm type `{}`.", f.name, f.wasm_signature());
         let signature = format!("        pub fn {method}(&mut self{params}) -> Result<{}, Error> {{", rust_results(f));
         code.push_str(&wrap_signature(&signature));
         let _ = writeln!(code, "\n            self.instance.call(&self.{method}, {args})\n        }}");
+    }
+    if ASYNC {
+        let async_names: Vec<&str> = async_traits.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            code,
+            "    }}\n\n    \
+             impl<H: {async_bounds}Send + 'static> {handle}<H> {{\n        \
+             /// Instantiates guest `{guest}` for async calls: its imports may await, and its\n        \
+             /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.\n        \
+             /// Only the `*_async` methods run it.\n        \
+             pub async fn new_async(module: &GuestModule, host: H) -> Result<Self, Error> {{"
+        );
+        code.push_str(&constructor(handle.as_str(), interface, &traits, &async_names, &exports, true));
+        for ((method, f), name) in exports.iter().zip(&async_methods) {
+            let (params, args) = call_params(f);
+            let _ = writeln!(
+                code,
+                "\n        /// Calls export `{}`, wasm type `{}`, as a future: pending while an import\n        \
+                 /// awaits or the guest yields.",
+                f.name,
+                f.wasm_signature()
+            );
+            let signature = format!("        pub async fn {name}(&mut self{params}) -> Result<{}, Error> {{", rust_results(f));
+            code.push_str(&wrap_signature(&signature));
+            let _ = writeln!(code, "\n            self.instance.call_async(&self.{method}, {args}).await\n        }}");
+        }
     }
     let _ = write!(
         code,
@@ -532,6 +557,94 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
     code
 }
 
+/// The body of `new` (or `new_async`): the guest instantiated with one closure per
+/// import, each calling the host trait's method, and every export looked up.
+fn constructor(
+    handle: &str,
+    interface: &Interface,
+    traits: &[(String, String, Vec<&Function>)],
+    trait_names: &[&str],
+    exports: &[(String, &Function)],
+    asynchronous: bool,
+) -> String {
+    let mut code = String::new();
+    let (new, wait) = if asynchronous { ("new_async", ".await") } else { ("new", "") };
+    // Looking up the exports needs it mutable; a guest with none would warn.
+    let binding = if exports.is_empty() { "instance" } else { "mut instance" };
+    if interface.imports.is_empty() {
+        let _ = write!(
+            code,
+            "            let imports = |_: &mut _| -> [::wasm_embed::__private::wasmtime::Extern; 0] {{ [] }};\n            \
+             let {binding} = GuestInstance::{new}(&GUEST, module, host, imports){wait}?;\n",
+        );
+    } else {
+        let _ = write!(code, "            let {binding} = GuestInstance::{new}(&GUEST, module, host, |store| {{\n                [\n");
+        for f in &interface.imports {
+            let index = traits.iter().position(|(module, ..)| *module == f.module).unwrap();
+            let trait_name = trait_names[index];
+            let method = method_name(&f.name);
+            let names = param_names(f);
+            let args: String = names.iter().map(|n| format!(", {n}")).collect();
+            let call = match f.takes_memory() {
+                true => format!(
+                    "let (memory, host) = ::wasm_embed::__private::memory_and_host(&mut caller);\n\
+                     <H as {trait_name}>::{method}(host, memory{args})"
+                ),
+                false => format!("<H as {trait_name}>::{method}(caller.data_mut().host(){args})"),
+            };
+            let (head, body) = if asynchronous {
+                let pattern = match names.len() {
+                    1 => format!("({},)", names[0]),
+                    _ => format!("({})", names.join(", ")),
+                };
+                let types = match f.params.len() {
+                    1 => format!("({},)", f.params[0].rust),
+                    _ => format!("({})", f.params.iter().map(|p| p.rust).collect::<Vec<_>>().join(", ")),
+                };
+                (
+                    format!("Func::wrap_async(&mut *store, |mut caller: Caller<'_, Context<H>>, {pattern}: {types}| {{"),
+                    format!(
+                        "::wasm_embed::__private::Box::new(async move {{\n    \
+                         {}\n        .await\n        .map_err(::wasm_embed::__private::wasmtime::Error::new)\n}})",
+                        call.replace('\n', "\n    ")
+                    ),
+                )
+            } else {
+                let closure_params: String =
+                    f.params.iter().zip(&names).map(|(p, n)| format!(", {n}: {}", p.rust)).collect();
+                let body = match f.takes_memory() {
+                    true => format!("{call}.map_err(::wasm_embed::__private::wasmtime::Error::new)"),
+                    false => call,
+                };
+                (format!("Func::wrap(&mut *store, |mut caller: Caller<'_, Context<H>>{closure_params}| {{"), body)
+            };
+            let _ = writeln!(code, "                    {head}");
+            for line in body.lines() {
+                let _ = writeln!(code, "                        {line}");
+            }
+            code.push_str("                    })\n                    .into(),\n");
+        }
+        let _ = write!(code, "                ]\n            }}){wait}?;\n");
+    }
+    let _ = writeln!(code, "            Ok({handle} {{");
+    for (method, f) in exports {
+        let _ = writeln!(code, "                {method}: instance.func({:?})?,", f.name);
+    }
+    code.push_str("                instance,\n            })\n        }\n");
+    code
+}
+
+/// An export method's parameters (`, a: u32, b: u32`) and the tuple it passes (`(a, b)`).
+fn call_params(f: &Function) -> (String, String) {
+    let names = param_names(f);
+    let params = f.params.iter().zip(&names).map(|(p, n)| format!(", {n}: {}", p.rust)).collect();
+    let args = match names.len() {
+        1 => names[0].clone(),
+        _ => format!("({})", names.join(", ")),
+    };
+    (params, args)
+}
+
 /// The `use` lines the bindings need, so that the generated code has no unused import.
 pub fn uses(interface: &Interface) -> String {
     let imports = !interface.imports.is_empty();
@@ -543,6 +656,9 @@ pub fn uses(interface: &Interface) -> String {
         _ => format!("{{{}}}", names.join(", ")),
     };
     let mut lines = String::new();
+    if ASYNC && imports {
+        let _ = writeln!(lines, "    use core::future::Future;");
+    }
     let wasmtime = select(&[("Caller", imports), ("Func", imports)]);
     if !wasmtime.is_empty() {
         let _ = writeln!(lines, "    use ::wasm_embed::__private::wasmtime::{};", list(&wasmtime));

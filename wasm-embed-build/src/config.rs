@@ -42,6 +42,8 @@ pub struct Builder {
     exact_memory: bool,
     skip: Option<bool>,
     fuel: Option<u64>,
+    fuel_yield_interval: Option<u64>,
+    async_stack_size: Option<usize>,
     update_key: Option<PathBuf>,
     development_key: bool,
     update_dir: Option<PathBuf>,
@@ -74,6 +76,8 @@ impl Builder {
             exact_memory: true,
             skip: None,
             fuel: None,
+            fuel_yield_interval: None,
+            async_stack_size: None,
             update_key: None,
             development_key: false,
             update_dir: None,
@@ -143,6 +147,30 @@ impl Builder {
     /// (`set_fuel_per_call` on its handle).
     pub fn fuel(&mut self, fuel: u64) -> &mut Builder {
         self.fuel = Some(fuel);
+        self
+    }
+
+    /// Async calls (`*_async` on a handle made with `new_async`) give the executor back
+    /// control after every `fuel` units of fuel, and go on at the next poll: a time slice
+    /// for other tasks. A call still ends in "out of fuel" at [`Builder::fuel`], which this
+    /// needs. The smaller, the more often other tasks run, and the more of the guest's
+    /// time goes to switching stacks (README's async section gives the cost). Off by
+    /// default: an async call then gives control back only where an import awaits. Needs
+    /// the `async` feature.
+    #[cfg(feature = "async")]
+    pub fn fuel_yield_interval(&mut self, fuel: u64) -> &mut Builder {
+        self.fuel_yield_interval = Some(fuel);
+        self
+    }
+
+    /// Bytes of native stack each async call runs on (its fiber), from the heap, kept with
+    /// the guest's handle: Wasmtime's frames, Pulley's interpreter and the futures of the
+    /// imports the guest awaits (not the guest's own stack, which is the Pulley stack).
+    /// Default 8 KiB; an import whose future keeps large buffers needs more. Needs the
+    /// `async` feature.
+    #[cfg(feature = "async")]
+    pub fn async_stack_size(&mut self, bytes: usize) -> &mut Builder {
+        self.async_stack_size = Some(bytes);
         self
     }
 
@@ -255,6 +283,7 @@ impl Builder {
             None => firmware_target()?,
         };
         check_memory(self.stack_size, self.initial_memory)?;
+        check_async(self.fuel, self.fuel_yield_interval, self.async_stack_size)?;
         let skip = match self.skip {
             Some(skip) => skip.then(|| "Builder::skip".to_owned()),
             None => skip_reason(cargo::var),
@@ -310,6 +339,8 @@ impl Builder {
             settings: Settings {
                 profile: self.profile,
                 fuel: self.fuel,
+                fuel_yield_interval: self.fuel_yield_interval,
+                async_stack_size: self.async_stack_size.unwrap_or(Settings::new(target).async_stack_size),
                 ..Settings::new(target)
             },
             compile,
@@ -404,6 +435,20 @@ fn skip_reason(var: impl Fn(&str) -> Option<String>) -> Option<String> {
 
 /// Refuses a stack and initial memory that rust-lld would reject with a less helpful
 /// message (`--initial-memory=65356`, one digit short of a page, among them).
+fn check_async(fuel: Option<u64>, interval: Option<u64>, stack: Option<usize>) -> Result<(), Error> {
+    let message = match (fuel, interval, stack) {
+        (_, Some(0), _) => "a yield interval of 0 fuel would never run the guest; give Builder::fuel_yield_interval at least 1".to_owned(),
+        (None, Some(interval), _) => format!(
+            "Builder::fuel_yield_interval({interval}) counts fuel, and fuel is off; call Builder::fuel too"
+        ),
+        (_, _, Some(bytes)) if bytes < 4096 => format!(
+            "an async stack of {bytes} bytes is below Wasmtime's smallest fiber (4096); give Builder::async_stack_size at least 4096"
+        ),
+        _ => return Ok(()),
+    };
+    Err(Error::BadAsync { message })
+}
+
 fn check_memory(stack_size: u32, initial_memory: u32) -> Result<(), Error> {
     if initial_memory == 0 || initial_memory % PAGE != 0 {
         let up = initial_memory.div_ceil(PAGE).max(1) * PAGE;

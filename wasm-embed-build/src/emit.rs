@@ -31,6 +31,9 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest], updates: Opti
          pub const SETTINGS: ::wasm_embed::Settings = {};\n",
         settings.to_rust()
     );
+    if cfg!(feature = "async") {
+        module.push_str("::wasm_embed::__require_async!();\n\n");
+    }
     if let Some(updates) = updates {
         let _ = writeln!(
             module,

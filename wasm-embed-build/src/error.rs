@@ -69,6 +69,9 @@ pub enum Error {
     BadVersion { guest: String, version: String },
     /// A guest's update package cannot be written.
     Package { guest: String, message: String },
+    /// The async settings cannot work (`Builder::fuel_yield_interval`,
+    /// `Builder::async_stack_size`).
+    BadAsync { message: String },
     /// Reading or writing a file failed.
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -131,7 +134,7 @@ impl fmt::Display for Error {
                 f,
                 "guest `{name}` is listed twice (or two guests have the same library name); list each guest once"
             ),
-            Error::BadMemory { message } => write!(f, "wasm-embed-build: {message}"),
+            Error::BadMemory { message } | Error::BadAsync { message } => write!(f, "wasm-embed-build: {message}"),
             Error::ToolchainMissing { toolchain, message } => write!(
                 f,
                 "the Rust toolchain `{toolchain}` that builds the guests is not installed ({message}); \

@@ -82,6 +82,19 @@ pub struct Settings {
     /// per function entered. `None` compiles no fuel checks, which keeps code smaller and
     /// faster.
     pub fuel: Option<u64>,
+    /// With the `async` feature: an async call gives the executor back control after
+    /// every this many units of its fuel, and goes on where it stopped when polled again
+    /// (a time slice: `./x size` says what 1,000 units take on a 64 MHz core). The call
+    /// still ends in "out of fuel" at [`fuel`](Self::fuel). `None`: async calls run to the
+    /// end in one poll but for the imports they await. Needs fuel.
+    pub fuel_yield_interval: Option<u64>,
+    /// With the `async` feature: bytes of native stack an async call runs on (its fiber),
+    /// allocated from the heap at the guest's first async call and kept with its handle.
+    /// It holds Wasmtime's frames, Pulley's interpreter and the futures of the imports the
+    /// guest awaits, not the guest's own stack (that is the Pulley stack,
+    /// [`max_wasm_stack`](Self::max_wasm_stack)). Wasmtime's default is 2 MiB; this one is
+    /// 8 KiB (`Builder::async_stack_size` in build.rs).
+    pub async_stack_size: usize,
 }
 
 impl Settings {
@@ -92,6 +105,8 @@ impl Settings {
             profile: Profile::Size,
             max_wasm_stack: 4 * 1024,
             fuel: None,
+            fuel_yield_interval: None,
+            async_stack_size: 8 * 1024,
         }
     }
 
@@ -149,6 +164,10 @@ pub fn engine(settings: &Settings) -> Result<Engine, Error> {
     // on would not load in a firmware without this crate's `component-model` feature.
     #[cfg(feature = "component-model")]
     config.wasm_component_model(true);
+    // Wasmtime wants the fiber at least as large as the Pulley stack, though Pulley's
+    // stack is an allocation of its own.
+    #[cfg(feature = "async")]
+    config.async_stack_size(settings.async_stack_size.max(settings.max_wasm_stack));
     Engine::new(&config).map_err(Error::Engine)
 }
 
@@ -199,10 +218,13 @@ impl Settings {
             profile,
             max_wasm_stack,
             fuel,
+            fuel_yield_interval,
+            async_stack_size,
         } = self;
         alloc::format!(
             "::wasm_embed::Settings {{ target: ::wasm_embed::Target::{target:?}, \
-             profile: ::wasm_embed::Profile::{profile:?}, max_wasm_stack: {max_wasm_stack}, fuel: {fuel:?} }}"
+             profile: ::wasm_embed::Profile::{profile:?}, max_wasm_stack: {max_wasm_stack}, fuel: {fuel:?}, \
+             fuel_yield_interval: {fuel_yield_interval:?}, async_stack_size: {async_stack_size} }}"
         )
     }
 }

@@ -33,6 +33,15 @@ pub enum Error {
     NotUtf8 { guest: &'static str, ptr: u32, len: u32 },
     /// Fuel was asked of a build that compiled no fuel checks.
     FuelOff { guest: &'static str },
+    /// A blocking call of a guest instantiated for async calls (`new_async`): its imports
+    /// may await, which a blocking call cannot.
+    NeedsAwait { guest: &'static str, function: &'static str },
+    /// An async call of a guest instantiated for blocking calls (`new`): its imports
+    /// cannot await and its calls would never yield.
+    NotAsync { guest: &'static str, function: &'static str },
+    /// What a host's import returns when it cannot do what the guest asked: the call
+    /// ends with [`Fault::Import`] and this reason.
+    ImportFailed { reason: &'static str },
 }
 
 /// What went wrong in a failed call, for a firmware that reacts to it.
@@ -190,6 +199,17 @@ impl fmt::Display for Error {
                 "guest `{guest}` passed {len} bytes at {ptr:#x} as text, but they are not UTF-8; \
                  the guest must pass UTF-8"
             ),
+            Error::NeedsAwait { guest, function } => write!(
+                f,
+                "guest `{guest}` was instantiated for async calls (new_async), so `{function}` cannot block; \
+                 await `{function}_async` instead, or instantiate it with `new`"
+            ),
+            Error::NotAsync { guest, function } => write!(
+                f,
+                "guest `{guest}` was instantiated for blocking calls (new), so `{function}_async` cannot \
+                 yield or await its imports; instantiate it with `new_async`, or call `{function}`"
+            ),
+            Error::ImportFailed { reason } => write!(f, "the host could not serve it: {reason}"),
             Error::FuelOff { guest } => write!(
                 f,
                 "guest `{guest}`: fuel is off in this build; turn it on with Builder::fuel in build.rs"

@@ -95,6 +95,8 @@ pub struct GuestInstance<H: 'static> {
     instance: Instance,
     module: GuestModule,
     fuel_per_call: Option<u64>,
+    /// Made by `new_async`: its imports may await, so only async calls can run it.
+    asynchronous: bool,
 }
 
 impl<H: 'static> GuestInstance<H> {
@@ -127,6 +129,7 @@ impl<H: 'static> GuestInstance<H> {
             instance,
             module: module.clone(),
             fuel_per_call,
+            asynchronous: false,
         })
     }
 
@@ -155,6 +158,12 @@ impl<H: 'static> GuestInstance<H> {
         func: &GuestFunc<Params, Results>,
         params: Params,
     ) -> Result<Results, Error> {
+        if self.asynchronous {
+            return Err(Error::NeedsAwait {
+                guest: self.guest(),
+                function: func.name,
+            });
+        }
         Context::begin_call(&mut self.store, self.fuel_per_call)?;
         let guest = self.guest();
         func.func
@@ -192,6 +201,67 @@ impl<H: 'static> GuestInstance<H> {
 
 /// Sets the fuel each later call of `guest` may burn, `current` being what it is now:
 /// [`Error::FuelOff`] if the build compiled no fuel checks (`current` is `None`).
+#[cfg(feature = "async")]
+impl<H: Send + 'static> GuestInstance<H> {
+    /// Instantiates the guest for async calls: its imports may be `Func::wrap_async`
+    /// futures, and with a yield interval in its settings its calls give the executor
+    /// control back every that many units of fuel.
+    pub async fn new_async<I: AsRef<[Extern]>>(
+        guest: &'static Guest,
+        module: &GuestModule,
+        host: H,
+        imports: impl FnOnce(&mut Store<Context<H>>) -> I,
+    ) -> Result<GuestInstance<H>, Error> {
+        if !core::ptr::eq(module.guest(), guest) {
+            return Err(Error::OtherGuest {
+                guest: guest.name(),
+                module: module.guest().name(),
+            });
+        }
+        let mut store = Context::store(module.module().engine(), guest.name(), host);
+        let fuel_per_call = guest.settings().fuel;
+        if let Some(interval) = guest.settings().fuel_yield_interval {
+            store.fuel_async_yield_interval(Some(interval)).map_err(Error::Engine)?;
+        }
+        Context::begin_call(&mut store, fuel_per_call)?;
+        let imports = imports(&mut store);
+        let instantiate = Instance::new_async(&mut store, module.module(), imports.as_ref());
+        let instance = crate::fiber::KeepFloats::new(instantiate)
+            .await
+            .map_err(|cause| Error::Instantiate {
+                guest: guest.name(),
+                cause,
+            })?;
+        Ok(GuestInstance {
+            store,
+            instance,
+            module: module.clone(),
+            fuel_per_call,
+            asynchronous: true,
+        })
+    }
+
+    /// Calls the export as a future: it runs on a fiber of its own, and returns Pending
+    /// whenever an import awaits or the guest has burnt another yield interval of fuel.
+    pub async fn call_async<Params: WasmParams + Sync, Results: WasmResults + Sync>(
+        &mut self,
+        func: &GuestFunc<Params, Results>,
+        params: Params,
+    ) -> Result<Results, Error> {
+        if !self.asynchronous {
+            return Err(Error::NotAsync {
+                guest: self.guest(),
+                function: func.name,
+            });
+        }
+        Context::begin_call(&mut self.store, self.fuel_per_call)?;
+        let guest = self.guest();
+        let call = func.func.call_async(&mut self.store, params);
+        let result = crate::fiber::KeepFloats::new(call).await;
+        result.map_err(|cause| failed(guest, func.name, self.store.data(), cause))
+    }
+}
+
 pub(crate) fn set_fuel_per_call(guest: &'static str, current: &mut Option<u64>, fuel: Option<u64>) -> Result<(), Error> {
     if current.is_none() {
         return Err(Error::FuelOff { guest });

@@ -48,6 +48,8 @@ extern crate std;
 mod component;
 mod config;
 mod error;
+#[cfg(feature = "async")]
+mod fiber;
 mod guest;
 mod instance;
 mod memory;
@@ -70,12 +72,34 @@ pub use wasmtime::Engine;
 
 /// What the module `wasm-embed-build` writes uses, and the on-device check's firmware
 /// (`module_of`); not for firmware code.
+/// The generated module of a build with wasm-embed-build's `async` feature calls this:
+/// without wasm-embed's own `async` feature it stops the build with the fix.
+#[doc(hidden)]
+#[cfg(feature = "async")]
+#[macro_export]
+macro_rules! __require_async {
+    () => {};
+}
+
+#[doc(hidden)]
+#[cfg(not(feature = "async"))]
+#[macro_export]
+macro_rules! __require_async {
+    () => {
+        compile_error!(
+            "the guests were built with wasm-embed-build's `async` feature, and wasm-embed's is off; \
+             turn on the `async` feature of wasm-embed too"
+        );
+    };
+}
+
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "component-model")]
     pub use crate::component::ComponentInstance;
     pub use crate::guest::{Aligned, crc32, module_of};
     pub use crate::instance::{Context, GuestFunc, GuestInstance, memory_and_host};
+    pub use alloc::boxed::Box;
     pub use wasmtime;
 }
 

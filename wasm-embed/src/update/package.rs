@@ -364,6 +364,7 @@ fn parse(body: &[u8]) -> Result<Package<'_>, &'static str> {
             profile,
             max_wasm_stack: u32_at(24) as usize,
             fuel,
+            ..Settings::new(target)
         },
         component,
         interface,

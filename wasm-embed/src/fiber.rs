@@ -1,0 +1,135 @@
+//! Async calls run on a Wasmtime fiber, and every poll of one switches stacks. On a core
+//! with a floating-point unit (thumbv7em-none-eabihf: Cortex-M4F, M7) the AAPCS makes
+//! s16–s31 callee-saved, but Wasmtime 48's Arm switch (`wasmtime-internal-fiber`'s
+//! `stackswitch/arm.rs`) saves only r4–r11 and lr. So a poll can return with the fiber's
+//! s16–s31 in place of the caller's, and the fiber can resume with the caller's in place
+//! of its own. `KeepFloats` gives each side its own: around every poll it saves the
+//! caller's s16–s31, loads the fiber's (as the fiber last left them), and after the poll
+//! stores the fiber's and loads the caller's again. `examples/float_yields.rs` in
+//! demo-firmware shows the loss without it and checks it is gone with it.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+pub(crate) use arm::KeepFloats;
+
+/// Elsewhere the switch saves every callee-saved register (or there are no float
+/// registers): the future as it is.
+#[cfg(not(all(target_arch = "arm", target_feature = "fpregs")))]
+pub(crate) struct KeepFloats<F>(F);
+
+#[cfg(not(all(target_arch = "arm", target_feature = "fpregs")))]
+impl<F: Future> KeepFloats<F> {
+    pub(crate) fn new(future: F) -> Self {
+        KeepFloats(future)
+    }
+}
+
+#[cfg(not(all(target_arch = "arm", target_feature = "fpregs")))]
+impl<F: Future> Future for KeepFloats<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: the field is never moved out of the pinned wrapper.
+        unsafe { self.map_unchecked_mut(|this| &mut this.0) }.poll(cx)
+    }
+}
+
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+mod arm {
+    use super::*;
+
+    /// A fiber's future with the fiber's own s16–s31 kept beside it between polls.
+    pub(crate) struct KeepFloats<F> {
+        future: F,
+        /// d8–d15 (s16–s31) as the fiber left them at its last suspension.
+        fiber: [u64; 8],
+        started: bool,
+    }
+
+    impl<F: Future> KeepFloats<F> {
+        pub(crate) fn new(future: F) -> Self {
+            KeepFloats {
+                future,
+                fiber: [0; 8],
+                started: false,
+            }
+        }
+    }
+
+    /// What the trampoline needs, behind one pointer.
+    struct Poll1<'a, 'b, F: Future> {
+        future: Pin<&'a mut F>,
+        cx: &'a mut Context<'b>,
+        result: Option<Poll<F::Output>>,
+    }
+
+    extern "C" fn poll_once<F: Future>(state: *mut u8) {
+        // SAFETY: `poll_keeping_floats` passes the `Poll1` it was given, alive and unaliased.
+        let state = unsafe { &mut *state.cast::<Poll1<'_, '_, F>>() };
+        state.result = Some(state.future.as_mut().poll(state.cx));
+    }
+
+    impl<F: Future> Future for KeepFloats<F> {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            // SAFETY: `future` stays pinned in place; the other fields are plain data.
+            let this = unsafe { self.get_unchecked_mut() };
+            let future = unsafe { Pin::new_unchecked(&mut this.future) };
+            let fiber = this.fiber.as_mut_ptr();
+            if !this.started {
+                // A fiber that has not run holds nothing yet: it starts with the caller's.
+                this.started = true;
+                // SAFETY: stores d8-d15 into the 64 bytes `fiber` points to.
+                unsafe {
+                    core::arch::asm!("vstmia {0}, {{d8-d15}}", in(reg) fiber, options(nostack, preserves_flags));
+                }
+            }
+            let mut state = Poll1 {
+                future,
+                cx,
+                result: None,
+            };
+            // SAFETY: `state` outlives the call, `fiber` is 64 bytes, and the function
+            // keeps the AAPCS: it returns with the caller's s16-s31 and r4-r11.
+            unsafe {
+                wasm_embed_poll_keeping_floats(
+                    poll_once::<F>,
+                    (&raw mut state).cast(),
+                    fiber,
+                );
+            }
+            state.result.expect("poll_once always sets the result")
+        }
+    }
+
+    unsafe extern "C" {
+        fn wasm_embed_poll_keeping_floats(poll: extern "C" fn(*mut u8), state: *mut u8, fiber: *mut u64);
+    }
+
+    // Saves the caller's d8-d15 on its own stack, loads the fiber's from `fiber`, polls,
+    // stores what the fiber left into `fiber`, and restores the caller's. r4 (callee-saved,
+    // and the switch keeps it) holds `fiber` across the poll. 72 bytes pushed keep the
+    // stack 8-byte aligned.
+    core::arch::global_asm!(
+        ".section .text.wasm_embed_poll_keeping_floats,\"ax\",%progbits",
+        ".global wasm_embed_poll_keeping_floats",
+        ".type wasm_embed_poll_keeping_floats,%function",
+        ".thumb_func",
+        "wasm_embed_poll_keeping_floats:",
+        "push {{r4, lr}}",
+        "vpush {{d8-d15}}",
+        "mov r4, r2",
+        "vldmia r4, {{d8-d15}}",
+        "mov r3, r0",
+        "mov r0, r1",
+        "blx r3",
+        "vstmia r4, {{d8-d15}}",
+        "vpop {{d8-d15}}",
+        "pop {{r4, pc}}",
+        ".size wasm_embed_poll_keeping_floats, . - wasm_embed_poll_keeping_floats",
+    );
+}
