@@ -528,8 +528,8 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
             let (params, args) = call_params(f);
             let _ = writeln!(
                 code,
-                "\n        /// Calls export `{}`, wasm type `{}`, as a future: pending while an import\n        \
-                 /// awaits or the guest yields.",
+                "\n        /// Calls export `{}`, wasm type `{}`, as a future:\n        \
+                 /// pending while an import awaits or the guest yields.",
                 f.name,
                 f.wasm_signature()
             );

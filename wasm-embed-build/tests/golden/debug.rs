@@ -7,7 +7,11 @@ pub const SETTINGS: ::wasm_embed::Settings = ::wasm_embed::Settings {
     profile: ::wasm_embed::Profile::Debug,
     max_wasm_stack: 256,
     fuel: None,
+    fuel_yield_interval: None,
+    async_stack_size: 8192,
 };
+
+::wasm_embed::__require_async!();
 
 /// Guest `add`, built from `$REPO/guests/add/Cargo.toml`.
 #[allow(non_snake_case)]
@@ -15,6 +19,7 @@ pub mod add {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
+    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/add.cwasm"));
@@ -60,6 +65,16 @@ pub mod add {
         fn extra(&mut self) -> u32;
     }
 
+    /// The functions guest `add` imports from the wasm module `host`, for async
+    /// calls: implement it for the host that [`Add::new_async`] takes. The guest waits
+    /// while a method's future runs, and the executor runs other tasks whenever it is
+    /// pending. The futures must be `Send` (Wasmtime's bound), and an `Err` ends the call
+    /// with `Fault::Import`.
+    pub trait AsyncHost {
+        /// Import `host.extra`, wasm type `() -> i32`.
+        fn extra(&mut self) -> impl Future<Output = Result<u32, Error>> + Send;
+    }
+
     /// Guest `add`, instantiated with the host `H` that serves its imports, in a store
     /// of its own: its methods are the guest's exports. Dropping it frees all of the
     /// guest's memory.
@@ -89,6 +104,37 @@ pub mod add {
         /// Calls export `add_with_extra`, wasm type `(i32, i32) -> i32`.
         pub fn add_with_extra(&mut self, a: u32, b: u32) -> Result<u32, Error> {
             self.instance.call(&self.add_with_extra, (a, b))
+        }
+    }
+
+    impl<H: AsyncHost + Send + 'static> Add<H> {
+        /// Instantiates guest `add` for async calls: its imports may await, and its
+        /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
+        /// Only the `*_async` methods run it.
+        pub async fn new_async(module: &GuestModule, host: H) -> Result<Self, Error> {
+            let mut instance = GuestInstance::new_async(&GUEST, module, host, |store| {
+                [
+                    Func::wrap_async(&mut *store, |mut caller: Caller<'_, Context<H>>, (): ()| {
+                        ::wasm_embed::__private::Box::new(async move {
+                            <H as AsyncHost>::extra(caller.data_mut().host())
+                                .await
+                                .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                        })
+                    })
+                    .into(),
+                ]
+            })
+            .await?;
+            Ok(Add {
+                add_with_extra: instance.func("add_with_extra")?,
+                instance,
+            })
+        }
+
+        /// Calls export `add_with_extra`, wasm type `(i32, i32) -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn add_with_extra_async(&mut self, a: u32, b: u32) -> Result<u32, Error> {
+            self.instance.call_async(&self.add_with_extra, (a, b)).await
         }
     }
 

@@ -7,7 +7,11 @@ pub const SETTINGS: ::wasm_embed::Settings = ::wasm_embed::Settings {
     profile: ::wasm_embed::Profile::Size,
     max_wasm_stack: 4096,
     fuel: Some(1000000),
+    fuel_yield_interval: None,
+    async_stack_size: 8192,
 };
+
+::wasm_embed::__require_async!();
 
 /// Guest `add`, built from `$REPO/guests/add/Cargo.toml`.
 #[allow(non_snake_case)]
@@ -15,6 +19,7 @@ pub mod add {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
+    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/add.cwasm"));
@@ -60,6 +65,16 @@ pub mod add {
         fn extra(&mut self) -> u32;
     }
 
+    /// The functions guest `add` imports from the wasm module `host`, for async
+    /// calls: implement it for the host that [`Add::new_async`] takes. The guest waits
+    /// while a method's future runs, and the executor runs other tasks whenever it is
+    /// pending. The futures must be `Send` (Wasmtime's bound), and an `Err` ends the call
+    /// with `Fault::Import`.
+    pub trait AsyncHost {
+        /// Import `host.extra`, wasm type `() -> i32`.
+        fn extra(&mut self) -> impl Future<Output = Result<u32, Error>> + Send;
+    }
+
     /// Guest `add`, instantiated with the host `H` that serves its imports, in a store
     /// of its own: its methods are the guest's exports. Dropping it frees all of the
     /// guest's memory.
@@ -89,6 +104,37 @@ pub mod add {
         /// Calls export `add_with_extra`, wasm type `(i32, i32) -> i32`.
         pub fn add_with_extra(&mut self, a: u32, b: u32) -> Result<u32, Error> {
             self.instance.call(&self.add_with_extra, (a, b))
+        }
+    }
+
+    impl<H: AsyncHost + Send + 'static> Add<H> {
+        /// Instantiates guest `add` for async calls: its imports may await, and its
+        /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
+        /// Only the `*_async` methods run it.
+        pub async fn new_async(module: &GuestModule, host: H) -> Result<Self, Error> {
+            let mut instance = GuestInstance::new_async(&GUEST, module, host, |store| {
+                [
+                    Func::wrap_async(&mut *store, |mut caller: Caller<'_, Context<H>>, (): ()| {
+                        ::wasm_embed::__private::Box::new(async move {
+                            <H as AsyncHost>::extra(caller.data_mut().host())
+                                .await
+                                .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                        })
+                    })
+                    .into(),
+                ]
+            })
+            .await?;
+            Ok(Add {
+                add_with_extra: instance.func("add_with_extra")?,
+                instance,
+            })
+        }
+
+        /// Calls export `add_with_extra`, wasm type `(i32, i32) -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn add_with_extra_async(&mut self, a: u32, b: u32) -> Result<u32, Error> {
+            self.instance.call_async(&self.add_with_extra, (a, b)).await
         }
     }
 
@@ -123,6 +169,7 @@ pub mod log {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
+    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/log.cwasm"));
@@ -169,6 +216,21 @@ pub mod log {
         fn log(&mut self, memory: GuestMemory<'_>, ptr: u32, len: u32) -> Result<(), Error>;
     }
 
+    /// The functions guest `log` imports from the wasm module `host`, for async
+    /// calls: implement it for the host that [`Log::new_async`] takes. The guest waits
+    /// while a method's future runs, and the executor runs other tasks whenever it is
+    /// pending. The futures must be `Send` (Wasmtime's bound), and an `Err` ends the call
+    /// with `Fault::Import`.
+    pub trait AsyncHost {
+        /// Import `host.log`, wasm type `(i32, i32) -> ()`.
+        fn log(
+            &mut self,
+            memory: GuestMemory<'_>,
+            ptr: u32,
+            len: u32,
+        ) -> impl Future<Output = Result<(), Error>> + Send;
+    }
+
     /// Guest `log`, instantiated with the host `H` that serves its imports, in a store
     /// of its own: its methods are the guest's exports. Dropping it frees all of the
     /// guest's memory.
@@ -208,6 +270,47 @@ pub mod log {
         /// Calls export `hello`, wasm type `(i32) -> ()`.
         pub fn hello(&mut self, n: u32) -> Result<(), Error> {
             self.instance.call(&self.hello, n)
+        }
+    }
+
+    impl<H: AsyncHost + Send + 'static> Log<H> {
+        /// Instantiates guest `log` for async calls: its imports may await, and its
+        /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
+        /// Only the `*_async` methods run it.
+        pub async fn new_async(module: &GuestModule, host: H) -> Result<Self, Error> {
+            let mut instance = GuestInstance::new_async(&GUEST, module, host, |store| {
+                [Func::wrap_async(
+                    &mut *store,
+                    |mut caller: Caller<'_, Context<H>>, (ptr, len): (u32, u32)| {
+                        ::wasm_embed::__private::Box::new(async move {
+                            let (memory, host) =
+                                ::wasm_embed::__private::memory_and_host(&mut caller);
+                            <H as AsyncHost>::log(host, memory, ptr, len)
+                                .await
+                                .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                        })
+                    },
+                )
+                .into()]
+            })
+            .await?;
+            Ok(Log {
+                bad_pointer: instance.func("bad_pointer")?,
+                hello: instance.func("hello")?,
+                instance,
+            })
+        }
+
+        /// Calls export `bad_pointer`, wasm type `() -> ()`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn bad_pointer_async(&mut self) -> Result<(), Error> {
+            self.instance.call_async(&self.bad_pointer, ()).await
+        }
+
+        /// Calls export `hello`, wasm type `(i32) -> ()`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn hello_async(&mut self, n: u32) -> Result<(), Error> {
+            self.instance.call_async(&self.hello, n).await
         }
     }
 
@@ -333,6 +436,54 @@ pub mod compute {
         }
     }
 
+    impl<H: Send + 'static> Compute<H> {
+        /// Instantiates guest `compute` for async calls: its imports may await, and its
+        /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
+        /// Only the `*_async` methods run it.
+        pub async fn new_async(module: &GuestModule, host: H) -> Result<Self, Error> {
+            let imports = |_: &mut _| -> [::wasm_embed::__private::wasmtime::Extern; 0] { [] };
+            let mut instance = GuestInstance::new_async(&GUEST, module, host, imports).await?;
+            Ok(Compute {
+                count_words: instance.func("count_words")?,
+                crc32: instance.func("crc32")?,
+                input_buffer: instance.func("input_buffer")?,
+                input_capacity: instance.func("input_capacity")?,
+                sort: instance.func("sort")?,
+                instance,
+            })
+        }
+
+        /// Calls export `count_words`, wasm type `(i32) -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn count_words_async(&mut self, len: u32) -> Result<u32, Error> {
+            self.instance.call_async(&self.count_words, len).await
+        }
+
+        /// Calls export `crc32`, wasm type `(i32) -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn crc32_async(&mut self, len: u32) -> Result<u32, Error> {
+            self.instance.call_async(&self.crc32, len).await
+        }
+
+        /// Calls export `input_buffer`, wasm type `() -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn input_buffer_async(&mut self) -> Result<u32, Error> {
+            self.instance.call_async(&self.input_buffer, ()).await
+        }
+
+        /// Calls export `input_capacity`, wasm type `() -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn input_capacity_async(&mut self) -> Result<u32, Error> {
+            self.instance.call_async(&self.input_capacity, ()).await
+        }
+
+        /// Calls export `sort`, wasm type `(i32) -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn sort_async(&mut self, len: u32) -> Result<u32, Error> {
+            self.instance.call_async(&self.sort, len).await
+        }
+    }
+
     impl<H: 'static> Compute<H> {
         /// The host that serves the guest's imports.
         pub fn host(&self) -> &H {
@@ -364,6 +515,7 @@ pub mod blinky {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
+    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/blinky.cwasm"));
@@ -412,6 +564,19 @@ pub mod blinky {
         fn set_led(&mut self, led: u32, on: u32);
     }
 
+    /// The functions guest `blinky` imports from the wasm module `board`, for async
+    /// calls: implement it for the host that [`Blinky::new_async`] takes. The guest waits
+    /// while a method's future runs, and the executor runs other tasks whenever it is
+    /// pending. The futures must be `Send` (Wasmtime's bound), and an `Err` ends the call
+    /// with `Fault::Import`.
+    pub trait AsyncBoard {
+        /// Import `board.button`, wasm type `(i32) -> i32`.
+        fn button(&mut self, button: u32) -> impl Future<Output = Result<u32, Error>> + Send;
+
+        /// Import `board.set_led`, wasm type `(i32, i32) -> ()`.
+        fn set_led(&mut self, led: u32, on: u32) -> impl Future<Output = Result<(), Error>> + Send;
+    }
+
     /// Guest `blinky`, instantiated with the host `H` that serves its imports, in a store
     /// of its own: its methods are the guest's exports. Dropping it frees all of the
     /// guest's memory.
@@ -454,6 +619,51 @@ pub mod blinky {
         }
     }
 
+    impl<H: AsyncBoard + Send + 'static> Blinky<H> {
+        /// Instantiates guest `blinky` for async calls: its imports may await, and its
+        /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
+        /// Only the `*_async` methods run it.
+        pub async fn new_async(module: &GuestModule, host: H) -> Result<Self, Error> {
+            let mut instance = GuestInstance::new_async(&GUEST, module, host, |store| {
+                [
+                    Func::wrap_async(
+                        &mut *store,
+                        |mut caller: Caller<'_, Context<H>>, (button,): (u32,)| {
+                            ::wasm_embed::__private::Box::new(async move {
+                                <H as AsyncBoard>::button(caller.data_mut().host(), button)
+                                    .await
+                                    .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                            })
+                        },
+                    )
+                    .into(),
+                    Func::wrap_async(
+                        &mut *store,
+                        |mut caller: Caller<'_, Context<H>>, (led, on): (u32, u32)| {
+                            ::wasm_embed::__private::Box::new(async move {
+                                <H as AsyncBoard>::set_led(caller.data_mut().host(), led, on)
+                                    .await
+                                    .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                            })
+                        },
+                    )
+                    .into(),
+                ]
+            })
+            .await?;
+            Ok(Blinky {
+                step: instance.func("step")?,
+                instance,
+            })
+        }
+
+        /// Calls export `step`, wasm type `(i32) -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn step_async(&mut self, tick: u32) -> Result<u32, Error> {
+            self.instance.call_async(&self.step, tick).await
+        }
+    }
+
     impl<H: 'static> Blinky<H> {
         /// The host that serves the guest's imports.
         pub fn host(&self) -> &H {
@@ -485,6 +695,7 @@ pub mod sensors {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
+    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/sensors.cwasm"));
@@ -541,6 +752,33 @@ pub mod sensors {
         fn calibrate(&mut self, gain: f32);
     }
 
+    /// The functions guest `sensors` imports from the wasm module `env`, for async
+    /// calls: implement it for the host that [`Sensors::new_async`] takes. The guest waits
+    /// while a method's future runs, and the executor runs other tasks whenever it is
+    /// pending. The futures must be `Send` (Wasmtime's bound), and an `Err` ends the call
+    /// with `Fault::Import`.
+    pub trait AsyncEnv {
+        /// Import `env.now`, wasm type `() -> i64`.
+        fn now(&mut self) -> impl Future<Output = Result<u64, Error>> + Send;
+    }
+
+    /// The functions guest `sensors` imports from the wasm module `sensor-bus`, for async
+    /// calls: implement it for the host that [`Sensors::new_async`] takes. The guest waits
+    /// while a method's future runs, and the executor runs other tasks whenever it is
+    /// pending. The futures must be `Send` (Wasmtime's bound), and an `Err` ends the call
+    /// with `Fault::Import`.
+    pub trait AsyncSensorBus {
+        /// Import `sensor-bus.read`, wasm type `(i32) -> i32`.
+        fn read(
+            &mut self,
+            memory: GuestMemory<'_>,
+            channel: u32,
+        ) -> impl Future<Output = Result<u32, Error>> + Send;
+
+        /// Import `sensor-bus.calibrate`, wasm type `(f32) -> ()`.
+        fn calibrate(&mut self, gain: f32) -> impl Future<Output = Result<(), Error>> + Send;
+    }
+
     /// Guest `sensors`, instantiated with the host `H` that serves its imports, in a store
     /// of its own: its methods are the guest's exports. Dropping it frees all of the
     /// guest's memory.
@@ -587,6 +825,61 @@ pub mod sensors {
         /// Calls export `sample`, wasm type `(i32) -> i32`.
         pub fn sample(&mut self, channel: u32) -> Result<u32, Error> {
             self.instance.call(&self.sample, channel)
+        }
+    }
+
+    impl<H: AsyncEnv + AsyncSensorBus + Send + 'static> Sensors<H> {
+        /// Instantiates guest `sensors` for async calls: its imports may await, and its
+        /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
+        /// Only the `*_async` methods run it.
+        pub async fn new_async(module: &GuestModule, host: H) -> Result<Self, Error> {
+            let mut instance = GuestInstance::new_async(&GUEST, module, host, |store| {
+                [
+                    Func::wrap_async(&mut *store, |mut caller: Caller<'_, Context<H>>, (): ()| {
+                        ::wasm_embed::__private::Box::new(async move {
+                            <H as AsyncEnv>::now(caller.data_mut().host())
+                                .await
+                                .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                        })
+                    })
+                    .into(),
+                    Func::wrap_async(
+                        &mut *store,
+                        |mut caller: Caller<'_, Context<H>>, (channel,): (u32,)| {
+                            ::wasm_embed::__private::Box::new(async move {
+                                let (memory, host) =
+                                    ::wasm_embed::__private::memory_and_host(&mut caller);
+                                <H as AsyncSensorBus>::read(host, memory, channel)
+                                    .await
+                                    .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                            })
+                        },
+                    )
+                    .into(),
+                    Func::wrap_async(
+                        &mut *store,
+                        |mut caller: Caller<'_, Context<H>>, (gain,): (f32,)| {
+                            ::wasm_embed::__private::Box::new(async move {
+                                <H as AsyncSensorBus>::calibrate(caller.data_mut().host(), gain)
+                                    .await
+                                    .map_err(::wasm_embed::__private::wasmtime::Error::new)
+                            })
+                        },
+                    )
+                    .into(),
+                ]
+            })
+            .await?;
+            Ok(Sensors {
+                sample: instance.func("sample")?,
+                instance,
+            })
+        }
+
+        /// Calls export `sample`, wasm type `(i32) -> i32`, as a future:
+        /// pending while an import awaits or the guest yields.
+        pub async fn sample_async(&mut self, channel: u32) -> Result<u32, Error> {
+            self.instance.call_async(&self.sample, channel).await
         }
     }
 
