@@ -25,6 +25,10 @@ fn main() {
 /// tests and the size report edit that chain.
 fn compile(mut builder: impl BorrowMut<wasm_embed_build::Builder>, out: &Path) {
     let builder = builder.borrow_mut();
+    // Under embassy, an async call gives the executor back control after every 2,000
+    // units of fuel (examples/embassy.rs prints what a slice takes).
+    #[cfg(feature = "embassy")]
+    builder.fuel_yield_interval(2_000);
     let generated = std::env::var_os("CARGO_FEATURE_GENERATED_MODULES").is_some();
     if generated {
         for module in generated_modules() {

@@ -17,6 +17,12 @@ mod board;
 
 pub use board::{TICKS_PER_MS, exit, ticks};
 
+/// embassy-time's driver for the board's timer (the `embassy` feature).
+#[cfg(feature = "embassy")]
+#[cfg_attr(target_arch = "arm", path = "time.rs")]
+#[cfg_attr(target_arch = "riscv32", path = "../riscv/time.rs")]
+pub mod time;
+
 wasm_embed::include_guests!();
 
 /// Prints one line to the host through semihosting, on either core.

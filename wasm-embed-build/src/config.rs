@@ -166,8 +166,8 @@ impl Builder {
     /// Bytes of native stack each async call runs on (its fiber), from the heap, kept with
     /// the guest's handle: Wasmtime's frames, Pulley's interpreter and the futures of the
     /// imports the guest awaits (not the guest's own stack, which is the Pulley stack).
-    /// Default 8 KiB; an import whose future keeps large buffers needs more. Needs the
-    /// `async` feature.
+    /// Default 4 KiB, the smallest Wasmtime makes; an import whose future keeps large
+    /// buffers needs more. Needs the `async` feature.
     #[cfg(feature = "async")]
     pub fn async_stack_size(&mut self, bytes: usize) -> &mut Builder {
         self.async_stack_size = Some(bytes);

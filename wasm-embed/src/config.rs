@@ -93,7 +93,8 @@ pub struct Settings {
     /// It holds Wasmtime's frames, Pulley's interpreter and the futures of the imports the
     /// guest awaits, not the guest's own stack (that is the Pulley stack,
     /// [`max_wasm_stack`](Self::max_wasm_stack)). Wasmtime's default is 2 MiB; this one is
-    /// 8 KiB (`Builder::async_stack_size` in build.rs).
+    /// 4 KiB, the smallest fiber Wasmtime makes (`Builder::async_stack_size` in build.rs).
+    /// The engine's is never below `max_wasm_stack`, which Wasmtime requires.
     pub async_stack_size: usize,
 }
 
@@ -106,7 +107,7 @@ impl Settings {
             max_wasm_stack: 4 * 1024,
             fuel: None,
             fuel_yield_interval: None,
-            async_stack_size: 8 * 1024,
+            async_stack_size: 4 * 1024,
         }
     }
 

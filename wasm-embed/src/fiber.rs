@@ -118,6 +118,9 @@ mod arm {
         ".section .text.wasm_embed_poll_keeping_floats,\"ax\",%progbits",
         ".global wasm_embed_poll_keeping_floats",
         ".type wasm_embed_poll_keeping_floats,%function",
+        // Module-level assembly does not see the target's FPU: name the one every
+        // thumbv7em-none-eabihf core has (FPv4-SP, s0-s31).
+        ".fpu fpv4-sp-d16",
         ".thumb_func",
         "wasm_embed_poll_keeping_floats:",
         "push {{r4, lr}}",

@@ -27,7 +27,7 @@ fn run<F: Future>(future: F) -> (F::Output, usize) {
 }
 
 /// The device's settings, with a fiber deep enough for this host's unoptimized frames
-/// (8 KiB, the device's default, overflows into the guard page here).
+/// (4 KiB, the device's default, overflows into the guard page here).
 fn host_fiber() -> Settings {
     Settings {
         async_stack_size: 1 << 20,
@@ -221,5 +221,5 @@ fn an_async_call_runs_on_a_fiber_of_the_settings_size_not_wasmtimes_2_mib() {
         ..settings
     };
     assert_eq!(wasm_embed::engine(&deep).unwrap().get_async_stack_size(), 64 * 1024);
-    assert_eq!(wasm_embed::engine(&Settings::new(settings.target)).unwrap().get_async_stack_size(), 8192);
+    assert_eq!(wasm_embed::engine(&Settings::new(settings.target)).unwrap().get_async_stack_size(), 4096);
 }
