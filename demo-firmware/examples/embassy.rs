@@ -158,12 +158,11 @@ fn measure() {
     MEASURING_SINCE.store(Instant::now().as_micros().max(1) as u32, Ordering::Relaxed);
 }
 
-/// Prints the phase's lateness line; whether no tick was later than the longest slice.
-fn report(phase: &str) -> bool {
+/// Prints the phase's lateness line (`./x size` tabulates it).
+fn report(phase: &str) {
     let late = WORST_LATENESS.load(Ordering::Relaxed);
     let slice = LONGEST_SLICE.load(Ordering::Relaxed);
     say!("{phase}: worst tick lateness {late} us, longest slice {slice} us");
-    late <= slice
 }
 
 #[embassy_executor::main]
@@ -205,7 +204,7 @@ async fn run(spawner: Spawner) -> Result<bool, Error> {
     let (crc, polls) = checksum_async(&mut one).await?;
     ok &= crc == blocking;
     say!("one guest: crc32 = {crc:#010x} in {polls} polls ({})", same(crc == blocking));
-    ok &= report("one guest");
+    report("one guest");
 
     // Two guests at once in two tasks, and the add guest awaiting a timer and a channel.
     drop(one);

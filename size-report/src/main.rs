@@ -243,6 +243,8 @@ fn main() {
     }
     eprintln!("size-report: building the add example with updates");
     let updates = measure_updates(&base).unwrap_or_else(|e| fail(&e));
+    eprintln!("size-report: building the async add example and the embassy example");
+    let guests_async = measure_async().unwrap_or_else(|e| fail(&e));
     let mut lever_rows = Vec::new();
     if levers {
         for lever in LEVERS {
@@ -259,6 +261,7 @@ fn main() {
     print_markdown(&base, &lever_rows).unwrap_or_else(|e| fail(&e));
     print_components(&base, &components);
     print_updates(&base, &updates);
+    print_async(&base, &guests_async);
     print_boards(&boards);
     let mut report = to_json(&base, &lever_rows);
     report["components"] = components
@@ -283,6 +286,15 @@ fn main() {
         "cwasm": updates.cwasm,
         "verify_package_bytes": updates.verify_bytes,
         "verify_instructions": updates.verify_instructions,
+    });
+    report["async"] = json!({
+        "flash": guests_async.add.flash,
+        "peak_heap": guests_async.add.peak_heap,
+        "fiber_stack": guests_async.fiber,
+        "fiber_stack_used": guests_async.fiber_used,
+        "lateness": guests_async.lateness.iter().map(|(core, phase, late, slice)| {
+            json!({"core": core, "phase": phase, "worst_lateness_us": late, "longest_slice_us": slice})
+        }).collect::<Vec<_>>(),
     });
     report["boards"] = boards
         .iter()
@@ -904,6 +916,85 @@ fn print_updates(base: &Measurement, updates: &Updates) {
         overhead,
         met(overhead <= 256),
     );
+}
+
+/// The add example under embassy (examples/add_async.rs), and the embassy example's
+/// ticker on both cores.
+struct Async {
+    add: Measurement,
+    /// The fiber stack's size and the bytes of it the call wrote.
+    fiber: u64,
+    fiber_used: u64,
+    /// Per core and phase: the ticker's worst lateness and the longest slice, in µs.
+    lateness: Vec<(&'static str, String, u64, u64)>,
+}
+
+fn measure_async() -> Result<Async, String> {
+    let add = measure_example(&Variant::original(), "add_async", &["embassy"])?;
+    // `fiber stack: 864 of 4096 bytes used`
+    let [fiber_used, fiber] = numbers_after(&add.output, "fiber stack: ")[..] else {
+        return Err(format!("examples/add_async.rs printed no fiber stack:\n{}", add.output));
+    };
+    let mut lateness = Vec::new();
+    for (core, target) in [("Cortex-M4", "thumbv7em-none-eabihf"), ("RISC-V", "riscv32imac-unknown-none-elf")] {
+        let args = ["run", "--release", "--features", "embassy", "--example", "embassy", "--target", target];
+        let run = cargo(&Variant::original().dir, &args)?;
+        for line in run.program.lines().filter(|l| l.contains("worst tick lateness")) {
+            let phase = line.split(':').next().unwrap_or("?").to_owned();
+            if let [late, slice] = numbers_after(line, ": ")[..] {
+                lateness.push((core, phase, late, slice));
+            }
+        }
+    }
+    Ok(Async {
+        add,
+        fiber,
+        fiber_used,
+        lateness,
+    })
+}
+
+/// The numbers in the first line of `text` that has `prefix`, after it.
+fn numbers_after(text: &str, prefix: &str) -> Vec<u64> {
+    let Some(line) = text.lines().find_map(|l| l.split_once(prefix).map(|(_, rest)| rest)) else {
+        return Vec::new();
+    };
+    line.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect()
+}
+
+fn print_async(base: &Measurement, a: &Async) {
+    let m = &a.add;
+    println!("\n## Async: wasm-embed's `async` feature under embassy\n");
+    println!("| firmware (thumbv7em-none-eabihf) | flash | peak heap |");
+    println!("|---|---:|---:|");
+    println!("| add example | {} | {} |", group(base.flash), group(base.peak_heap));
+    println!(
+        "| async add example: embassy executor and time driver, the add guest through `new_async` and \
+         `add_with_extra_async`, its import awaiting a timer | {} | {} |",
+        group(m.flash),
+        group(m.peak_heap)
+    );
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "\nThe async add example: {} B of flash, target ≤ 290,000 B: {}; {} B of peak heap for its one guest, \
+         fiber stack included, target ≤ 16,384 B: {}. Its call used {} of the fiber's {} B \
+         (`Settings::async_stack_size`).",
+        group(m.flash),
+        met(m.flash <= 290_000),
+        group(m.peak_heap),
+        met(m.peak_heap <= 16 * 1024),
+        group(a.fiber_used),
+        group(a.fiber),
+    );
+    println!(
+        "\nThe embassy example (QEMU `-icount shift=4`: a 62.5 MHz core, one instruction a cycle; a yield \
+         every 2,000 units of fuel): a task ticking every millisecond beside the guests.\n"
+    );
+    println!("| core | guests computing | worst tick lateness (µs) | longest slice without a yield (µs) | tick within one slice |");
+    println!("|---|---|---:|---:|---|");
+    for (core, phase, late, slice) in &a.lateness {
+        println!("| {core} | {phase} | {} | {} | {} |", group(*late), group(*slice), if late <= slice { "yes" } else { "NO" });
+    }
 }
 
 fn to_json(base: &Measurement, levers: &[(&str, Measurement)]) -> Value {

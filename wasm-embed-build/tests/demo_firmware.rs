@@ -255,6 +255,72 @@ fn component_guests_run_in_qemu_with_each_wit_type_and_a_trap_is_contained() {
     assert!(stdout.starts_with("add-with-extra(1, 2) = 45\npeak heap: "), "{stdout}");
 }
 
+/// Guests under embassy on both cores: a guest computing while a ticker runs, two guests
+/// in two tasks, an import awaiting a timer and a channel; each yielding result equals
+/// the blocking call's, and the guest that loops forever still ends at its fuel bound.
+/// (The lateness figures are `./x size`'s to report, not this test's to judge.)
+#[test]
+fn guests_yield_under_embassy_on_both_cores_and_compute_what_blocking_calls_do() {
+    let demo = common::repo().join("demo-firmware");
+    for target in ["thumbv7em-none-eabihf", "riscv32imac-unknown-none-elf"] {
+        let args = ["run", "--release", "--features", "embassy", "--example", "embassy", "--target", target];
+        let output = cargo_in(&demo, &args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{target}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 9, "{target}: {stdout}");
+        assert_eq!(lines[0], "yield interval: 2000 units of fuel, calls bounded at 1000000", "{target}");
+        assert_eq!(lines[1], "blocking: crc32 = 0x5d3de8ed", "{target}");
+        // 4 checksums of 1 KiB, each about 90 slices of 2,000 units of fuel.
+        assert_eq!(lines[2], "one guest: crc32 = 0x5d3de8ed in 368 polls (equal to the blocking call's)", "{target}");
+        assert!(lines[3].starts_with("one guest: worst tick lateness "), "{target}: {stdout}");
+        assert_eq!(lines[4], "add_with_extra(1, 2) = 45, its import awaited a timer and a channel", "{target}");
+        assert_eq!(lines[5], "two guests: crc32 = 0x5d3de8ed in 368 polls (equal to the blocking call's)", "{target}");
+        assert_eq!(
+            lines[6],
+            "two guests: spin: guest `spin` ran out of fuel in `spin`: it probably loops forever; \
+             fix the guest, or give calls more fuel (Builder::fuel in build.rs)",
+            "{target}"
+        );
+        assert!(lines[7].starts_with("two guests: worst tick lateness "), "{target}: {stdout}");
+        assert!(lines[8].starts_with("peak heap: "), "{target}: {stdout}");
+    }
+
+    let output = cargo_in(&demo, &["run", "--release", "--features", "embassy", "--example", "add_async"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "add_with_extra(1, 2) = 45", "{stdout}");
+    assert!(lines[1].starts_with("fiber stack: ") && lines[1].ends_with(" of 4096 bytes used"), "{stdout}");
+}
+
+/// Floats across yields on the Cortex-M4F: the guest's f32 and f64 work gives the blocking
+/// result across 67 yields; the caller's s16-s31 survive every poll through the handle;
+/// and the reproduction: a fiber that holds other values in s16-s31 when it suspends
+/// hands them to the caller through Wasmtime's call_async alone (its Arm switch saves
+/// r4-r11 and lr only), and not through the handle.
+#[test]
+fn floats_survive_guest_yields_on_the_cortex_m4f_and_the_switchs_loss_is_reproduced() {
+    let demo = common::repo().join("demo-firmware");
+    let output = cargo_in(&demo, &["run", "--release", "--features", "embassy", "--example", "float_yields"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[..7],
+        [
+            "blocking: floats(5000) = 9094513829",
+            "through the handle: floats(5000) = 9094513829 after 67 polls (equal)",
+            "through the handle: 0 of 67 polls lost the caller's s16-s31",
+            "through Wasmtime's call_async alone: 67 polls",
+            "through Wasmtime's call_async alone: 0 of the polls lost the caller's s16-s31",
+            "fiber keeping floats, Wasmtime's call_async alone: 45 after 2 polls, 3 of s16-s31 lost",
+            "fiber keeping floats, through the handle: 45 after 2 polls, 0 of s16-s31 lost",
+        ],
+        "{stdout}"
+    );
+}
+
 #[test]
 fn firmware_with_the_debug_profile_runs_the_guest_in_qemu() {
     let copy = firmware_copy(

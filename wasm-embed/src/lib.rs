@@ -37,7 +37,9 @@
 //! and runs component guests (a guest crate with a WIT world), at a cost in flash that
 //! a firmware with core guests only does not pay; `update` installs signed guest
 //! updates into flash slots and runs them ([`update`]), and `package` writes and signs
-//! those packages on a host.
+//! those packages on a host; `async` gives handles made by wasm-embed-build's `async`
+//! feature calls that are futures, yield every `Settings::fuel_yield_interval` units of
+//! fuel and await their imports (docs/async.md).
 #![no_std]
 
 extern crate alloc;
