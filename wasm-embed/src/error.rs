@@ -35,12 +35,15 @@ pub enum Error {
     FuelOff { guest: &'static str },
     /// A blocking call of a guest instantiated for async calls (`new_async`): its imports
     /// may await, which a blocking call cannot.
+    #[cfg(feature = "async")]
     NeedsAwait { guest: &'static str, function: &'static str },
     /// An async call of a guest instantiated for blocking calls (`new`): its imports
     /// cannot await and its calls would never yield.
+    #[cfg(feature = "async")]
     NotAsync { guest: &'static str, function: &'static str },
     /// What a host's import returns when it cannot do what the guest asked: the call
     /// ends with [`Fault::Import`] and this reason.
+    #[cfg(feature = "async")]
     ImportFailed { reason: &'static str },
 }
 
@@ -199,16 +202,19 @@ impl fmt::Display for Error {
                 "guest `{guest}` passed {len} bytes at {ptr:#x} as text, but they are not UTF-8; \
                  the guest must pass UTF-8"
             ),
+            #[cfg(feature = "async")]
             Error::NeedsAwait { guest, function } => write!(
                 f,
                 "guest `{guest}` was instantiated for async calls (new_async), so `{function}` cannot block; \
                  await `{function}_async` instead, or instantiate it with `new`"
             ),
+            #[cfg(feature = "async")]
             Error::NotAsync { guest, function } => write!(
                 f,
                 "guest `{guest}` was instantiated for blocking calls (new), so `{function}_async` cannot \
                  yield or await its imports; instantiate it with `new_async`, or call `{function}`"
             ),
+            #[cfg(feature = "async")]
             Error::ImportFailed { reason } => write!(f, "the host could not serve it: {reason}"),
             Error::FuelOff { guest } => write!(
                 f,

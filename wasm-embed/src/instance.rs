@@ -96,6 +96,7 @@ pub struct GuestInstance<H: 'static> {
     module: GuestModule,
     fuel_per_call: Option<u64>,
     /// Made by `new_async`: its imports may await, so only async calls can run it.
+    #[cfg(feature = "async")]
     asynchronous: bool,
 }
 
@@ -129,6 +130,7 @@ impl<H: 'static> GuestInstance<H> {
             instance,
             module: module.clone(),
             fuel_per_call,
+            #[cfg(feature = "async")]
             asynchronous: false,
         })
     }
@@ -158,6 +160,7 @@ impl<H: 'static> GuestInstance<H> {
         func: &GuestFunc<Params, Results>,
         params: Params,
     ) -> Result<Results, Error> {
+        #[cfg(feature = "async")]
         if self.asynchronous {
             return Err(Error::NeedsAwait {
                 guest: self.guest(),
