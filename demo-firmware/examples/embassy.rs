@@ -100,7 +100,8 @@ impl guests::add::AsyncHost for Board {
 /// The checksum of [`INPUT`], [`ROUNDS`] times, through an async call: the last result
 /// and the polls the calls took.
 async fn checksum_async(compute: &mut guests::compute::Compute<()>) -> Result<(u32, u32), Error> {
-    let buffer = compute.input_buffer_async().await?;
+    // Its first async call also makes the fiber: a slice like any other.
+    let buffer = Slices::new(compute.input_buffer_async()).await.0?;
     compute.memory().write(buffer, &INPUT)?;
     let (mut crc, mut polls) = (0, 0);
     for _ in 0..ROUNDS {
