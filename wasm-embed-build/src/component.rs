@@ -183,6 +183,15 @@ pub fn handle(name: &str, world: &World) -> String {
     let bindings = crate::bindings::camel_case(&world.name());
     let dir = &world.dir;
     let world_name = world.name();
+    let mut code = blocking_handle(name, &handle, &bindings, dir, &world_name);
+    if cfg!(feature = "async") {
+        code.push_str(&async_handle(name, &handle, &bindings, dir, &world_name));
+    }
+    code
+}
+
+/// The `wit` module and the blocking handle.
+fn blocking_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name: &str) -> String {
     format!(
         r#"    /// The host bindings of the guest's WIT world `{world_name}` (`wit/` beside its
     /// `Cargo.toml`), made by Wasmtime's `bindgen!`: the world's records, variants and
@@ -233,6 +242,89 @@ pub fn handle(name: &str, world: &World) -> String {
             ) -> ::wasm_embed::__private::wasmtime::Result<R>,
         ) -> Result<R, ::wasm_embed::Error> {{
             self.instance.call(export, call)
+        }}
+
+        /// Changes the fuel each later call may burn (`None`: unbounded).
+        pub fn set_fuel_per_call(&mut self, fuel: Option<u64>) -> Result<(), ::wasm_embed::Error> {{
+            self.instance.set_fuel_per_call(fuel)
+        }}
+
+        /// The host that serves the guest's imports.
+        pub fn host(&self) -> &H {{
+            self.instance.host()
+        }}
+
+        /// The host that serves the guest's imports.
+        pub fn host_mut(&mut self) -> &mut H {{
+            self.instance.host_mut()
+        }}
+    }}
+"#
+    )
+}
+
+/// With the `async` feature: the `wit_async` module, whose bindings await, and the
+/// handle `<Guest>Async` that instantiates and calls through them.
+fn async_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name: &str) -> String {
+    format!(
+        r#"
+    /// The host bindings of the guest's WIT world `{world_name}` for async calls, made by
+    /// Wasmtime's `bindgen!` with async imports and exports: the world's types again (of
+    /// their own), `{bindings}Imports` whose methods return `Send` futures of
+    /// `wasmtime::Result` (an `Err` ends the call with `Fault::Import`), and `{bindings}`,
+    /// whose `call_*` methods are futures.
+    pub mod wit_async {{
+        ::wasm_embed::__private::wasmtime::component::bindgen!({{
+            path: {dir:?},
+            world: {world_name:?},
+            wasmtime_crate: ::wasm_embed::__private::wasmtime,
+            imports: {{ default: async | trappable }},
+            exports: {{ default: async }},
+        }});
+    }}
+
+    /// Guest `{name}` for async calls: a component instantiated with the host `H` that
+    /// serves its world's imports through `wit_async`, in a store of its own. Its calls
+    /// yield every `SETTINGS.fuel_yield_interval` units of fuel.
+    pub struct {handle}Async<H: 'static> {{
+        instance: ::wasm_embed::__private::ComponentInstance<H, wit_async::{bindings}>,
+    }}
+
+    impl<H: wit_async::{bindings}Imports + Send + 'static> {handle}Async<H> {{
+        /// Instantiates guest `{name}` from its component
+        /// (`GUEST.load_component(&engine)`), with `host` serving its imports.
+        pub async fn new_async(component: &::wasm_embed::GuestComponent, host: H) -> Result<Self, ::wasm_embed::Error> {{
+            let instance = ::wasm_embed::__private::ComponentInstance::new_async(
+                &GUEST,
+                component,
+                host,
+                |linker| {{
+                    wit_async::{bindings}::add_to_linker::<_, ::wasm_embed::__private::wasmtime::component::HasSelf<H>>(
+                        linker,
+                        |context: &mut ::wasm_embed::__private::Context<H>| context.host(),
+                    )
+                }},
+                |store, component, linker| {{
+                    ::wasm_embed::__private::Box::pin(wit_async::{bindings}::instantiate_async(store, component, linker))
+                }},
+            )
+            .await?;
+            Ok(Self {{ instance }})
+        }}
+
+        /// Calls the export `export` through `wit_async::{bindings}`'s `call_{{export}}`
+        /// method, its future boxed (`|world, store| Box::pin(world.call_x(store, ..))`),
+        /// refuelled first when fuel is on: a trap or a failing import is an
+        /// [`::wasm_embed::Error`], and the component must then be instantiated again.
+        pub async fn call_async<'a, R>(
+            &'a mut self,
+            export: &'static str,
+            call: impl FnOnce(
+                &'a wit_async::{bindings},
+                &'a mut ::wasm_embed::__private::wasmtime::Store<::wasm_embed::__private::Context<H>>,
+            ) -> ::wasm_embed::__private::BindingsFuture<'a, R>,
+        ) -> Result<R, ::wasm_embed::Error> {{
+            self.instance.call_async(export, call).await
         }}
 
         /// Changes the fuel each later call may burn (`None`: unbounded).

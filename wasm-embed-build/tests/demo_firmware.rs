@@ -253,6 +253,13 @@ fn component_guests_run_in_qemu_with_each_wit_type_and_a_trap_is_contained() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.starts_with("add-with-extra(1, 2) = 45\npeak heap: "), "{stdout}");
+
+    // The same component under embassy: its import awaits a timer, its export is a future.
+    let args = ["run", "--release", "--features", "component,embassy", "--example", "add-component-async"];
+    let output = cargo_in(&demo, &args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("add-with-extra(1, 2) = 45\npeak heap: "), "{stdout}");
 }
 
 /// Guests under embassy on both cores: a guest computing while a ticker runs, two guests

@@ -34,24 +34,11 @@ impl<H: 'static, W> ComponentInstance<H, W> {
             &Linker<Context<H>>,
         ) -> wasmtime::Result<W>,
     ) -> Result<ComponentInstance<H, W>, Error> {
-        if !core::ptr::eq(component.guest(), guest) {
-            return Err(Error::OtherGuest {
-                guest: guest.name(),
-                module: component.guest().name(),
-            });
-        }
-        let instantiation = |cause| Error::Instantiate {
-            guest: guest.name(),
-            cause,
-        };
-        let engine = component.component().engine();
-        let mut linker = Linker::new(engine);
-        link(&mut linker).map_err(instantiation)?;
-        let mut store = Context::store(engine, guest.name(), host);
+        let (mut store, linker) = prepare(guest, component, host, link)?;
         let fuel_per_call = guest.settings().fuel;
         Context::begin_call(&mut store, fuel_per_call)?;
-        let bindings =
-            instantiate(&mut store, component.component(), &linker).map_err(instantiation)?;
+        let bindings = instantiate(&mut store, component.component(), &linker)
+            .map_err(|cause| instantiation(guest, cause))?;
         Ok(ComponentInstance {
             store,
             bindings,
@@ -89,5 +76,87 @@ impl<H: 'static, W> ComponentInstance<H, W> {
     /// The host that serves the guest's imports.
     pub fn host_mut(&mut self) -> &mut H {
         self.store.data_mut().host()
+    }
+}
+
+/// The guest's store and a linker with its world's imports, once `component` is known
+/// to be the guest's.
+fn prepare<H: 'static>(
+    guest: &'static Guest,
+    component: &GuestComponent,
+    host: H,
+    link: impl FnOnce(&mut Linker<Context<H>>) -> wasmtime::Result<()>,
+) -> Result<(Store<Context<H>>, Linker<Context<H>>), Error> {
+    if !core::ptr::eq(component.guest(), guest) {
+        return Err(Error::OtherGuest {
+            guest: guest.name(),
+            module: component.guest().name(),
+        });
+    }
+    let engine = component.component().engine();
+    let mut linker = Linker::new(engine);
+    link(&mut linker).map_err(|cause| instantiation(guest, cause))?;
+    Ok((Context::store(engine, guest.name(), host), linker))
+}
+
+fn instantiation(guest: &'static Guest, cause: wasmtime::Error) -> Error {
+    Error::Instantiate {
+        guest: guest.name(),
+        cause,
+    }
+}
+
+/// The future that instantiates a component's async bindings, or runs one of their
+/// exports (the generated code boxes `instantiate_async` and `call_*`).
+#[cfg(feature = "async")]
+pub type BindingsFuture<'a, T> = core::pin::Pin<alloc::boxed::Box<dyn core::future::Future<Output = wasmtime::Result<T>> + Send + 'a>>;
+
+#[cfg(feature = "async")]
+impl<H: Send + 'static, W: Send> ComponentInstance<H, W> {
+    /// As [`ComponentInstance::new`], for bindings whose imports and exports are async:
+    /// calls yield every `Settings::fuel_yield_interval` units of fuel.
+    pub async fn new_async(
+        guest: &'static Guest,
+        component: &GuestComponent,
+        host: H,
+        link: impl FnOnce(&mut Linker<Context<H>>) -> wasmtime::Result<()>,
+        instantiate: impl for<'s> FnOnce(
+            &'s mut Store<Context<H>>,
+            &'s Component,
+            &'s Linker<Context<H>>,
+        ) -> BindingsFuture<'s, W>,
+    ) -> Result<ComponentInstance<H, W>, Error> {
+        let (mut store, linker) = prepare(guest, component, host, link)?;
+        let fuel_per_call = guest.settings().fuel;
+        if let Some(interval) = guest.settings().fuel_yield_interval {
+            store.fuel_async_yield_interval(Some(interval)).map_err(Error::Engine)?;
+        }
+        Context::begin_call(&mut store, fuel_per_call)?;
+        let instantiating = instantiate(&mut store, component.component(), &linker);
+        let bindings = crate::fiber::KeepFloats::new(instantiating)
+            .await
+            .map_err(|cause| instantiation(guest, cause))?;
+        Ok(ComponentInstance {
+            store,
+            bindings,
+            component: component.clone(),
+            fuel_per_call,
+        })
+    }
+
+    /// As [`ComponentInstance::call`], with `call` giving the bindings' async `call_*`
+    /// future, boxed.
+    pub async fn call_async<'a, R>(
+        &'a mut self,
+        function: &'static str,
+        call: impl FnOnce(&'a W, &'a mut Store<Context<H>>) -> BindingsFuture<'a, R>,
+    ) -> Result<R, Error> {
+        Context::begin_call(&mut self.store, self.fuel_per_call)?;
+        let guest = self.component.guest().name();
+        let this = &mut *self;
+        let result = crate::fiber::KeepFloats::new(call(&this.bindings, &mut this.store)).await;
+        // The store stays borrowed for the bindings' lifetime, so a refused memory.grow
+        // cannot be told from another `unreachable` here: both are Fault::Unreachable.
+        result.map_err(|cause| crate::instance::failed_after(guest, function, None, cause))
     }
 }

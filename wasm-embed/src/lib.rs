@@ -99,6 +99,8 @@ macro_rules! __require_async {
 pub mod __private {
     #[cfg(feature = "component-model")]
     pub use crate::component::ComponentInstance;
+    #[cfg(all(feature = "component-model", feature = "async"))]
+    pub use crate::component::BindingsFuture;
     pub use crate::guest::{Aligned, crc32, module_of};
     pub use crate::instance::{Context, GuestFunc, GuestInstance, memory_and_host};
     pub use alloc::boxed::Box;

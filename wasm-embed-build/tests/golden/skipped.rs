@@ -8,7 +8,7 @@ pub const SETTINGS: ::wasm_embed::Settings = ::wasm_embed::Settings {
     max_wasm_stack: 16,
     fuel: Some(1000000),
     fuel_yield_interval: None,
-    async_stack_size: 8192,
+    async_stack_size: 4096,
 };
 
 ::wasm_embed::__require_async!();
