@@ -23,8 +23,8 @@ const ENABLE: u32 = 1 << 0;
 const INTERRUPT_ENABLE: u32 = 1 << 3;
 /// Counter ticks per embassy tick (1 MHz).
 const PER_MICROSECOND: u64 = 25;
-/// The longest alarm set at once: the counter wraps every 171 s, and each alarm reads it,
-/// so at least one read per wrap keeps the 64-bit time right.
+/// The longest alarm set at once, even with no timer due: the counter wraps every 171 s,
+/// and each alarm reads it, so at least one read per wrap keeps the 64-bit time right.
 const LONGEST_ALARM: u64 = 60_000_000;
 
 #[derive(Clone, Copy)]
@@ -62,15 +62,13 @@ impl Board {
         })
     }
 
-    /// Sets TIMER0 to interrupt at `at` (or never, for `u64::MAX`).
+    /// Sets TIMER0 to interrupt at `at`, or within [`LONGEST_ALARM`] (`u64::MAX`: no timer).
     fn set_alarm(&self, at: u64) {
         // SAFETY: TIMER0's registers; only this driver uses the timer.
         unsafe {
             CTRL.write_volatile(0);
             INTCLEAR.write_volatile(1);
-            if at == u64::MAX {
-                return;
-            }
+            // With no timer due, still wake within LONGEST_ALARM to read the counter.
             let now = self.ticks();
             if at <= now {
                 NVIC::pend(Timer0);

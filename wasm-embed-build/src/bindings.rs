@@ -461,7 +461,7 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
             let memory = if f.takes_memory() { ", memory: GuestMemory<'_>" } else { "" };
             let _ = writeln!(code, "        /// Import `{module}.{}`, wasm type `{}`.", f.name, f.wasm_signature());
             let signature = format!(
-                "        fn {}(&mut self{memory}{}) -> impl Future<Output = Result<{}, Error>> + Send;",
+                "        fn {}(&mut self{memory}{}) -> impl ::core::future::Future<Output = Result<{}, Error>> + ::core::marker::Send;",
                 method_name(&f.name),
                 typed_params(f),
                 rust_results(f)
@@ -517,7 +517,7 @@ pub fn bindings(guest: &str, interface: &Interface) -> String {
         let _ = writeln!(
             code,
             "    }}\n\n    \
-             impl<H: {async_bounds}Send + 'static> {handle}<H> {{\n        \
+             impl<H: {async_bounds}::core::marker::Send + 'static> {handle}<H> {{\n        \
              /// Instantiates guest `{guest}` for async calls: its imports may await, and its\n        \
              /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.\n        \
              /// Only the `*_async` methods run it.\n        \
@@ -656,9 +656,6 @@ pub fn uses(interface: &Interface) -> String {
         _ => format!("{{{}}}", names.join(", ")),
     };
     let mut lines = String::new();
-    if ASYNC && imports {
-        let _ = writeln!(lines, "    use core::future::Future;");
-    }
     let wasmtime = select(&[("Caller", imports), ("Func", imports)]);
     if !wasmtime.is_empty() {
         let _ = writeln!(lines, "    use ::wasm_embed::__private::wasmtime::{};", list(&wasmtime));

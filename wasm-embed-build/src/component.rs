@@ -290,7 +290,7 @@ fn async_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name
         instance: ::wasm_embed::__private::ComponentInstance<H, wit_async::{bindings}>,
     }}
 
-    impl<H: wit_async::{bindings}Imports + Send + 'static> {handle}Async<H> {{
+    impl<H: wit_async::{bindings}Imports + ::core::marker::Send + 'static> {handle}Async<H> {{
         /// Instantiates guest `{name}` from its component
         /// (`GUEST.load_component(&engine)`), with `host` serving its imports.
         pub async fn new_async(component: &::wasm_embed::GuestComponent, host: H) -> Result<Self, ::wasm_embed::Error> {{

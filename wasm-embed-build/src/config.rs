@@ -164,8 +164,9 @@ impl Builder {
     }
 
     /// Bytes of native stack each async call runs on (its fiber), from the heap, kept with
-    /// the guest's handle: Wasmtime's frames, Pulley's interpreter and the futures of the
-    /// imports the guest awaits (not the guest's own stack, which is the Pulley stack).
+    /// the guest's handle: Wasmtime's frames, Pulley's interpreter, the futures of the
+    /// imports the guest awaits and the interrupts that arrive while it runs (not the
+    /// guest's own stack, which is the Pulley stack).
     /// Default 4 KiB, the smallest Wasmtime makes; an import whose future keeps large
     /// buffers needs more. Needs the `async` feature.
     #[cfg(feature = "async")]

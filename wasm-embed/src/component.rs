@@ -151,6 +151,9 @@ impl<H: Send + 'static, W: Send> ComponentInstance<H, W> {
         function: &'static str,
         call: impl FnOnce(&'a W, &'a mut Store<Context<H>>) -> BindingsFuture<'a, R>,
     ) -> Result<R, Error> {
+        if self.component.guest().settings().fuel_yield_interval.is_some() {
+            crate::instance::YieldOnce(false).await;
+        }
         Context::begin_call(&mut self.store, self.fuel_per_call)?;
         let guest = self.component.guest().name();
         let this = &mut *self;

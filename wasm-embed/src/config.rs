@@ -90,8 +90,9 @@ pub struct Settings {
     pub fuel_yield_interval: Option<u64>,
     /// With the `async` feature: bytes of native stack an async call runs on (its fiber),
     /// allocated from the heap at the guest's first async call and kept with its handle.
-    /// It holds Wasmtime's frames, Pulley's interpreter and the futures of the imports the
-    /// guest awaits, not the guest's own stack (that is the Pulley stack,
+    /// It holds Wasmtime's frames, Pulley's interpreter, the futures of the imports the
+    /// guest awaits and the frames of interrupts that arrive meanwhile, not the guest's
+    /// own stack (that is the Pulley stack,
     /// [`max_wasm_stack`](Self::max_wasm_stack)). Wasmtime's default is 2 MiB; this one is
     /// 4 KiB, the smallest fiber Wasmtime makes (`Builder::async_stack_size` in build.rs).
     /// The engine's is never below `max_wasm_stack`, which Wasmtime requires.

@@ -205,14 +205,14 @@ impl fmt::Display for Error {
             #[cfg(feature = "async")]
             Error::NeedsAwait { guest, function } => write!(
                 f,
-                "guest `{guest}` was instantiated for async calls (new_async), so `{function}` cannot block; \
-                 await `{function}_async` instead, or instantiate it with `new`"
+                "guest `{guest}` was instantiated for async calls (new_async), so its export `{function}` \
+                 cannot be called blocking; await the export's `_async` method, or instantiate it with `new`"
             ),
             #[cfg(feature = "async")]
             Error::NotAsync { guest, function } => write!(
                 f,
-                "guest `{guest}` was instantiated for blocking calls (new), so `{function}_async` cannot \
-                 yield or await its imports; instantiate it with `new_async`, or call `{function}`"
+                "guest `{guest}` was instantiated for blocking calls (new), so its export `{function}` \
+                 cannot be awaited; instantiate it with `new_async`, or call the export's blocking method"
             ),
             #[cfg(feature = "async")]
             Error::ImportFailed { reason } => write!(f, "the host could not serve it: {reason}"),

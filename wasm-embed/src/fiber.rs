@@ -5,8 +5,12 @@
 //! s16–s31 in place of the caller's, and the fiber can resume with the caller's in place
 //! of its own. `KeepFloats` gives each side its own: around every poll it saves the
 //! caller's s16–s31, loads the fiber's (as the fiber last left them), and after the poll
-//! stores the fiber's and loads the caller's again. `examples/float_yields.rs` in
-//! demo-firmware shows the loss without it and checks it is gone with it.
+//! stores the fiber's and loads the caller's again; dropping a suspended call (which
+//! resumes the fiber to unwind it) goes through the same swap. This holds as long as no
+//! frame between the swap and Wasmtime's switch, on either side, keeps a value of its own
+//! in s16–s31 across the switch (Wasmtime's and the executor's frames there do not use
+//! them). `examples/float_yields.rs` in demo-firmware shows the loss without it and
+//! checks it is gone with it.
 
 use core::future::Future;
 use core::pin::Pin;
@@ -41,9 +45,13 @@ impl<F: Future> Future for KeepFloats<F> {
 mod arm {
     use super::*;
 
+    use core::mem::ManuallyDrop;
+
     /// A fiber's future with the fiber's own s16–s31 kept beside it between polls.
     pub(crate) struct KeepFloats<F> {
-        future: F,
+        /// Dropped in `Drop`, through the same swap: dropping a call that is suspended
+        /// resumes its fiber to unwind it.
+        future: ManuallyDrop<F>,
         /// d8–d15 (s16–s31) as the fiber left them at its last suspension.
         fiber: [u64; 8],
         started: bool,
@@ -52,7 +60,7 @@ mod arm {
     impl<F: Future> KeepFloats<F> {
         pub(crate) fn new(future: F) -> Self {
             KeepFloats {
-                future,
+                future: ManuallyDrop::new(future),
                 fiber: [0; 8],
                 started: false,
             }
@@ -78,7 +86,7 @@ mod arm {
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             // SAFETY: `future` stays pinned in place; the other fields are plain data.
             let this = unsafe { self.get_unchecked_mut() };
-            let future = unsafe { Pin::new_unchecked(&mut this.future) };
+            let future = unsafe { Pin::new_unchecked(&mut *this.future) };
             let fiber = this.fiber.as_mut_ptr();
             if !this.started {
                 // A fiber that has not run holds nothing yet: it starts with the caller's.
@@ -103,6 +111,26 @@ mod arm {
                 );
             }
             state.result.expect("poll_once always sets the result")
+        }
+    }
+
+    extern "C" fn drop_once<F>(future: *mut u8) {
+        // SAFETY: `Drop` passes the wrapped future, which is dropped here once and never
+        // used again.
+        unsafe { core::ptr::drop_in_place(future.cast::<F>()) }
+    }
+
+    impl<F> Drop for KeepFloats<F> {
+        fn drop(&mut self) {
+            let future: *mut F = &mut *self.future;
+            if !self.started {
+                // No fiber yet: nothing to switch to.
+                // SAFETY: the future is dropped once, here.
+                unsafe { ManuallyDrop::drop(&mut self.future) };
+                return;
+            }
+            // SAFETY: as in `poll`; the routine calls `drop_once` with `future` once.
+            unsafe { wasm_embed_poll_keeping_floats(drop_once::<F>, future.cast(), self.fiber.as_mut_ptr()) }
         }
     }
 

@@ -257,11 +257,34 @@ impl<H: Send + 'static> GuestInstance<H> {
                 function: func.name,
             });
         }
+        if self.module.guest().settings().fuel_yield_interval.is_some() {
+            YieldOnce(false).await;
+        }
         Context::begin_call(&mut self.store, self.fuel_per_call)?;
         let guest = self.guest();
         let call = func.func.call_async(&mut self.store, params);
         let result = crate::fiber::KeepFloats::new(call).await;
         result.map_err(|cause| failed(guest, func.name, self.store.data(), cause))
+    }
+}
+
+/// Pending once, then ready. An async call of a guest that yields starts with it, so that
+/// the end of one call and the first slice of the next never run in the same poll: no
+/// poll runs more than one yield interval of guest code.
+#[cfg(feature = "async")]
+pub(crate) struct YieldOnce(pub(crate) bool);
+
+#[cfg(feature = "async")]
+impl core::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> core::task::Poll<()> {
+        if self.0 {
+            return core::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
     }
 }
 

@@ -79,14 +79,15 @@ fn a_yielding_call_gives_control_back_every_interval_and_still_runs_out_of_fuel(
         "guest `spin` ran out of fuel in `spin`: it probably loops forever; fix the guest, \
          or give calls more fuel (Builder::fuel in build.rs)"
     );
-    // 100,000 units in slices of 1,000: the call gave control back before each slice
-    // after the first.
-    assert_eq!(pending, 99);
+    // 100,000 units in slices of 1,000: the call gave control back once before it
+    // started (so that no poll runs the end of one call and the start of the next), and
+    // before each slice after the first.
+    assert_eq!(pending, 100);
 
     // Each call gets its bound afresh.
     let (result, pending) = run(instance.call_async(&func, ()));
     assert_eq!(result.unwrap_err().fault(), Some(Fault::OutOfFuel));
-    assert_eq!(pending, 99);
+    assert_eq!(pending, 100);
 }
 
 #[test]
@@ -188,8 +189,8 @@ fn blocking_and_async_calls_each_refuse_the_other_kind_of_instance_in_one_line()
     assert!(matches!(error, Error::NeedsAwait { .. }));
     assert_eq!(
         error.to_string(),
-        "guest `add` was instantiated for async calls (new_async), so `add_with_extra` cannot block; \
-         await `add_with_extra_async` instead, or instantiate it with `new`"
+        "guest `add` was instantiated for async calls (new_async), so its export `add_with_extra` cannot \
+         be called blocking; await the export's `_async` method, or instantiate it with `new`"
     );
 
     let spin = guest("spin", SPIN, yielding(10_000, 100));
@@ -202,8 +203,8 @@ fn blocking_and_async_calls_each_refuse_the_other_kind_of_instance_in_one_line()
     assert!(matches!(error, Error::NotAsync { .. }));
     assert_eq!(
         error.to_string(),
-        "guest `spin` was instantiated for blocking calls (new), so `spin_async` cannot yield or await \
-         its imports; instantiate it with `new_async`, or call `spin`"
+        "guest `spin` was instantiated for blocking calls (new), so its export `spin` cannot be awaited; \
+         instantiate it with `new_async`, or call the export's blocking method"
     );
 }
 

@@ -19,7 +19,6 @@ pub mod add {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
-    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/add.cwasm"));
@@ -72,7 +71,9 @@ pub mod add {
     /// with `Fault::Import`.
     pub trait AsyncHost {
         /// Import `host.extra`, wasm type `() -> i32`.
-        fn extra(&mut self) -> impl Future<Output = Result<u32, Error>> + Send;
+        fn extra(
+            &mut self,
+        ) -> impl ::core::future::Future<Output = Result<u32, Error>> + ::core::marker::Send;
     }
 
     /// Guest `add`, instantiated with the host `H` that serves its imports, in a store
@@ -107,7 +108,7 @@ pub mod add {
         }
     }
 
-    impl<H: AsyncHost + Send + 'static> Add<H> {
+    impl<H: AsyncHost + ::core::marker::Send + 'static> Add<H> {
         /// Instantiates guest `add` for async calls: its imports may await, and its
         /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
         /// Only the `*_async` methods run it.

@@ -19,7 +19,6 @@ pub mod add {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
-    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/add.cwasm"));
@@ -72,7 +71,9 @@ pub mod add {
     /// with `Fault::Import`.
     pub trait AsyncHost {
         /// Import `host.extra`, wasm type `() -> i32`.
-        fn extra(&mut self) -> impl Future<Output = Result<u32, Error>> + Send;
+        fn extra(
+            &mut self,
+        ) -> impl ::core::future::Future<Output = Result<u32, Error>> + ::core::marker::Send;
     }
 
     /// Guest `add`, instantiated with the host `H` that serves its imports, in a store
@@ -107,7 +108,7 @@ pub mod add {
         }
     }
 
-    impl<H: AsyncHost + Send + 'static> Add<H> {
+    impl<H: AsyncHost + ::core::marker::Send + 'static> Add<H> {
         /// Instantiates guest `add` for async calls: its imports may await, and its
         /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
         /// Only the `*_async` methods run it.
@@ -169,7 +170,6 @@ pub mod log {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
-    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/log.cwasm"));
@@ -228,7 +228,7 @@ pub mod log {
             memory: GuestMemory<'_>,
             ptr: u32,
             len: u32,
-        ) -> impl Future<Output = Result<(), Error>> + Send;
+        ) -> impl ::core::future::Future<Output = Result<(), Error>> + ::core::marker::Send;
     }
 
     /// Guest `log`, instantiated with the host `H` that serves its imports, in a store
@@ -273,7 +273,7 @@ pub mod log {
         }
     }
 
-    impl<H: AsyncHost + Send + 'static> Log<H> {
+    impl<H: AsyncHost + ::core::marker::Send + 'static> Log<H> {
         /// Instantiates guest `log` for async calls: its imports may await, and its
         /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
         /// Only the `*_async` methods run it.
@@ -436,7 +436,7 @@ pub mod compute {
         }
     }
 
-    impl<H: Send + 'static> Compute<H> {
+    impl<H: ::core::marker::Send + 'static> Compute<H> {
         /// Instantiates guest `compute` for async calls: its imports may await, and its
         /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
         /// Only the `*_async` methods run it.
@@ -515,7 +515,6 @@ pub mod blinky {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
-    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/blinky.cwasm"));
@@ -571,10 +570,17 @@ pub mod blinky {
     /// with `Fault::Import`.
     pub trait AsyncBoard {
         /// Import `board.button`, wasm type `(i32) -> i32`.
-        fn button(&mut self, button: u32) -> impl Future<Output = Result<u32, Error>> + Send;
+        fn button(
+            &mut self,
+            button: u32,
+        ) -> impl ::core::future::Future<Output = Result<u32, Error>> + ::core::marker::Send;
 
         /// Import `board.set_led`, wasm type `(i32, i32) -> ()`.
-        fn set_led(&mut self, led: u32, on: u32) -> impl Future<Output = Result<(), Error>> + Send;
+        fn set_led(
+            &mut self,
+            led: u32,
+            on: u32,
+        ) -> impl ::core::future::Future<Output = Result<(), Error>> + ::core::marker::Send;
     }
 
     /// Guest `blinky`, instantiated with the host `H` that serves its imports, in a store
@@ -619,7 +625,7 @@ pub mod blinky {
         }
     }
 
-    impl<H: AsyncBoard + Send + 'static> Blinky<H> {
+    impl<H: AsyncBoard + ::core::marker::Send + 'static> Blinky<H> {
         /// Instantiates guest `blinky` for async calls: its imports may await, and its
         /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
         /// Only the `*_async` methods run it.
@@ -695,7 +701,6 @@ pub mod sensors {
     use ::wasm_embed::__private::wasmtime::{Caller, Func};
     use ::wasm_embed::__private::{Context, GuestFunc, GuestInstance};
     use ::wasm_embed::{Error, GuestMemory, GuestModule};
-    use core::future::Future;
 
     static CWASM: &::wasm_embed::__private::Aligned<[u8]> =
         &::wasm_embed::__private::Aligned(*include_bytes!("$OUT_DIR/sensors.cwasm"));
@@ -759,7 +764,9 @@ pub mod sensors {
     /// with `Fault::Import`.
     pub trait AsyncEnv {
         /// Import `env.now`, wasm type `() -> i64`.
-        fn now(&mut self) -> impl Future<Output = Result<u64, Error>> + Send;
+        fn now(
+            &mut self,
+        ) -> impl ::core::future::Future<Output = Result<u64, Error>> + ::core::marker::Send;
     }
 
     /// The functions guest `sensors` imports from the wasm module `sensor-bus`, for async
@@ -773,10 +780,13 @@ pub mod sensors {
             &mut self,
             memory: GuestMemory<'_>,
             channel: u32,
-        ) -> impl Future<Output = Result<u32, Error>> + Send;
+        ) -> impl ::core::future::Future<Output = Result<u32, Error>> + ::core::marker::Send;
 
         /// Import `sensor-bus.calibrate`, wasm type `(f32) -> ()`.
-        fn calibrate(&mut self, gain: f32) -> impl Future<Output = Result<(), Error>> + Send;
+        fn calibrate(
+            &mut self,
+            gain: f32,
+        ) -> impl ::core::future::Future<Output = Result<(), Error>> + ::core::marker::Send;
     }
 
     /// Guest `sensors`, instantiated with the host `H` that serves its imports, in a store
@@ -828,7 +838,7 @@ pub mod sensors {
         }
     }
 
-    impl<H: AsyncEnv + AsyncSensorBus + Send + 'static> Sensors<H> {
+    impl<H: AsyncEnv + AsyncSensorBus + ::core::marker::Send + 'static> Sensors<H> {
         /// Instantiates guest `sensors` for async calls: its imports may await, and its
         /// calls yield to the executor every `SETTINGS.fuel_yield_interval` units of fuel.
         /// Only the `*_async` methods run it.

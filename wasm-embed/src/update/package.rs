@@ -152,8 +152,13 @@ impl<'a> Package<'a> {
     pub fn verify(bytes: &'a [u8], guest: &Updatable, key: &PublicKey, floor: Version) -> Result<Package<'a>, UpdateError> {
         let name = guest.guest().name();
         let signed = check_signature(name, bytes, key)?;
-        let package = parse(&bytes[..signed]).map_err(|reason| UpdateError::Malformed { guest: name, reason })?;
+        let mut package = parse(&bytes[..signed]).map_err(|reason| UpdateError::Malformed { guest: name, reason })?;
         package.check(guest, floor)?;
+        // How the firmware runs the guest, not how it was compiled: a package does not
+        // carry these, and the firmware's own choice holds for its update too.
+        let firmware = guest.guest().settings();
+        package.settings.fuel_yield_interval = firmware.fuel_yield_interval;
+        package.settings.async_stack_size = firmware.async_stack_size;
         Ok(package)
     }
 
