@@ -305,17 +305,7 @@ pub(crate) fn failed<H>(
     context: &Context<H>,
     cause: wasmtime::Error,
 ) -> Error {
-    failed_after(guest, function, context.memory.refused, cause)
-}
-
-/// As [`failed`], given what memory growth was refused during the call, if any.
-pub(crate) fn failed_after(
-    guest: &'static str,
-    function: &'static str,
-    refused: Option<(usize, usize)>,
-    cause: wasmtime::Error,
-) -> Error {
-    let fault = match (Fault::of(&cause), refused) {
+    let fault = match (Fault::of(&cause), context.memory.refused) {
         // The guest could not cope with the -1 and trapped.
         (Fault::Unreachable, Some((size, requested))) => Fault::MemoryLimit { size, requested },
         (fault, _) => fault,
