@@ -569,6 +569,31 @@ fn guests_of(section: &serde_json::Value, feature_on: impl Fn(&str) -> bool) -> 
 mod tests {
     use super::*;
 
+    #[cfg(feature = "async")]
+    #[test]
+    fn async_settings_that_cannot_work_are_one_line_errors_naming_the_fix() {
+        let error = |builder: &mut Builder| {
+            let dir = std::env::temp_dir();
+            builder.manifest_dir(&dir).out_dir(&dir).target(Target::Pulley32);
+            builder.try_compile().unwrap_err().to_string()
+        };
+        assert_eq!(
+            error(Builder::new().fuel_yield_interval(2_000)),
+            "wasm-embed-build: Builder::fuel_yield_interval(2000) counts fuel, and fuel is off; call Builder::fuel too"
+        );
+        assert_eq!(
+            error(Builder::new().fuel(1_000).fuel_yield_interval(0)),
+            "wasm-embed-build: a yield interval of 0 fuel would never run the guest; \
+             give Builder::fuel_yield_interval at least 1"
+        );
+        assert_eq!(
+            error(Builder::new().async_stack_size(1024)),
+            "wasm-embed-build: an async stack of 1024 bytes is below Wasmtime's smallest fiber (4096); \
+             give Builder::async_stack_size at least 4096"
+        );
+        assert!(check_async(Some(1_000), Some(100), Some(4096)).is_ok());
+    }
+
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
