@@ -84,9 +84,9 @@ pub struct Settings {
     pub fuel: Option<u64>,
     /// With the `async` feature: an async call gives the executor back control after
     /// every this many units of its fuel, and goes on where it stopped when polled again
-    /// (a time slice: `./x size` gives the longest slice of 2,000 units on each core). The call
-    /// still ends in "out of fuel" at [`fuel`](Self::fuel). `None`: async calls run to the
-    /// end in one poll but for the imports they await. Needs fuel.
+    /// (a time slice: `./x size` gives the longest slice of 2,000 units on each core).
+    /// The call still ends in "out of fuel" at [`fuel`](Self::fuel). `None`: async calls
+    /// run to the end in one poll but for the imports they await. Needs fuel.
     pub fuel_yield_interval: Option<u64>,
     /// With the `async` feature: bytes of native stack an async call runs on (its fiber),
     /// allocated from the heap at the guest's first async call and kept with its handle.
