@@ -1,12 +1,17 @@
-//! `cargo wasm-embed`: the keys and signatures of guest updates, kept away from the
-//! build machine.
+//! `cargo wasm-embed`: start a firmware that runs WebAssembly guests, add guests to it,
+//! look inside what the build wrote, and sign guest updates away from the build machine.
 //!
+//! - `cargo wasm-embed new <dir> --board <board>` writes a firmware and a first guest:
+//!   on the QEMU boards `cargo run --release` in `<dir>` builds and runs them;
+//! - `cargo wasm-embed add-guest <name>`, in a firmware's directory, adds a guest crate
+//!   (a component with `--component`, a prebuilt file with `--wasm <file>`) and lists it
+//!   in the firmware's manifest;
+//! - `cargo wasm-embed inspect <file> [--key <name>.pub]` shows what a `.cwasm` or an
+//!   update package holds, and whether a package's signature verifies;
 //! - `cargo wasm-embed keygen <name>` writes `<name>.key` (the secret key, readable by
 //!   its owner only) and `<name>.pub` (the public key the firmware is built with);
 //! - `cargo wasm-embed sign --key <name>.key <guest>.update.unsigned` signs a package
 //!   the build wrote, into `<guest>.update`;
-//! - `cargo wasm-embed inspect <guest>.update [--key <name>.pub]` shows what a package
-//!   holds and whether its signature verifies.
 //!
 //! Errors are one line on stderr; the exit code is 0 on success, 1 on an error, 2 on
 //! bad usage.
@@ -14,14 +19,24 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod inspect;
+mod scaffold;
+
 use clap::{Args, Parser, Subcommand};
+use scaffold::{Board, Crates, NewGuest};
 use wasm_embed::update::{Package, PublicKey, create_key_files, read_public_key, read_secret_key};
 
 #[derive(Parser)]
 #[command(name = "cargo", bin_name = "cargo")]
 enum Cargo {
-    /// Keys and signed update packages for wasm-embed guests.
-    #[command(name = "wasm-embed", version, subcommand_required = true, arg_required_else_help = true)]
+    /// WebAssembly guests in a firmware: start one, add guests, inspect what the build
+    /// wrote, sign updates.
+    #[command(
+        name = "wasm-embed",
+        version,
+        subcommand_required = true,
+        arg_required_else_help = true
+    )]
     WasmEmbed(WasmEmbed),
 }
 
@@ -33,6 +48,33 @@ struct WasmEmbed {
 
 #[derive(Subcommand)]
 enum Verb {
+    /// Writes a firmware for a board and a first guest into a new directory.
+    New {
+        /// The directory to create; its name is the firmware's package name.
+        dir: PathBuf,
+        /// The board the firmware is for.
+        #[arg(long, value_enum)]
+        board: Board,
+        /// Makes the first guest a component guest (a WIT world).
+        #[arg(long)]
+        component: bool,
+        /// Depends on the wasm-embed crates of this clone of the repository, by path,
+        /// instead of on crates.io.
+        #[arg(long, value_name = "CLONE")]
+        wasm_embed_path: Option<PathBuf>,
+    },
+    /// Adds a guest to the firmware in the current directory and lists it in its
+    /// Cargo.toml.
+    AddGuest {
+        /// The guest's name: its crate, or its file `guests/<NAME>.wasm`.
+        name: String,
+        /// A component guest (a WIT world in its `wit/`).
+        #[arg(long, conflicts_with = "wasm")]
+        component: bool,
+        /// A prebuilt WebAssembly module, copied into `guests/`.
+        #[arg(long, value_name = "FILE")]
+        wasm: Option<PathBuf>,
+    },
     /// Makes an ed25519 key pair for signing guest updates: <NAME>.key (secret, owner
     /// only) and <NAME>.pub (for Builder::update_key).
     Keygen {
@@ -50,11 +92,11 @@ enum Verb {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Shows what an update package holds, and checks its signature against a key.
+    /// Shows what a `.cwasm` or an update package holds; checks a package's signature.
     Inspect {
-        /// The package.
-        package: PathBuf,
-        /// The public key file to check the signature with.
+        /// The `.cwasm` or the update package.
+        file: PathBuf,
+        /// The public key file to check a package's signature with.
         #[arg(long)]
         key: Option<PathBuf>,
     },
@@ -65,7 +107,27 @@ fn main() -> ExitCode {
     let result = match args.verb {
         Verb::Keygen { name } => keygen(&name),
         Verb::Sign { key, package, output } => sign(&key, &package, output),
-        Verb::Inspect { package, key } => inspect(&package, key.as_deref()),
+        Verb::New {
+            dir,
+            board,
+            component,
+            wasm_embed_path,
+        } => {
+            let crates = match wasm_embed_path {
+                Some(clone) => checkout(&clone),
+                None => Ok(Crates::Published),
+            };
+            crates.and_then(|crates| scaffold::new(&dir, board, component, &crates))
+        }
+        Verb::AddGuest { name, component, wasm } => {
+            let guest = match (component, wasm) {
+                (_, Some(file)) => NewGuest::Prebuilt(file),
+                (true, None) => NewGuest::Component,
+                (false, None) => NewGuest::Crate,
+            };
+            scaffold::add_guest(Path::new("."), &name, guest)
+        }
+        Verb::Inspect { file, key } => inspect(&file, key.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,7 +151,10 @@ fn keygen(name: &Path) -> Result<(), String> {
     let public_path = name.with_extension("pub");
     for path in [&secret_path, &public_path] {
         if path.exists() {
-            return Err(format!("{} exists already; choose another name, or move it away first", path.display()));
+            return Err(format!(
+                "{} exists already; choose another name, or move it away first",
+                path.display()
+            ));
         }
     }
     create_key_files(&secret_path, &public_path).map_err(|e| format!("cannot write the key pair: {e}"))?;
@@ -108,7 +173,12 @@ fn sign(key: &Path, package: &Path, output: Option<PathBuf>) -> Result<(), Strin
         Some(output) => output,
         None => match package.to_str().and_then(|p| p.strip_suffix(".unsigned")) {
             Some(stem) => PathBuf::from(stem),
-            None => return Err(format!("{} does not end in `.unsigned`; say where the signed package goes with -o", package.display())),
+            None => {
+                return Err(format!(
+                    "{} does not end in `.unsigned`; say where the signed package goes with -o",
+                    package.display()
+                ));
+            }
         },
     };
     let signed = secret
@@ -119,21 +189,58 @@ fn sign(key: &Path, package: &Path, output: Option<PathBuf>) -> Result<(), Strin
     Ok(())
 }
 
+/// The clone `--wasm-embed-path` names, made absolute so the project can move.
+fn checkout(clone: &Path) -> Result<Crates, String> {
+    let clone = std::path::absolute(clone).map_err(|e| format!("{}: {e}", clone.display()))?;
+    if !clone.join("wasm-embed/Cargo.toml").is_file() || !clone.join("wasm-embed-build/Cargo.toml").is_file() {
+        return Err(format!(
+            "{} is not a clone of wasm-embed (no wasm-embed/Cargo.toml and wasm-embed-build/Cargo.toml); give \
+             --wasm-embed-path the repository's top directory",
+            clone.display()
+        ));
+    }
+    Ok(Crates::Checkout(clone))
+}
+
 fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
     let bytes = read(path)?;
-    let package = Package::read_unverified(&bytes).map_err(|reason| {
-        format!("{} is not a signed wasm-embed update package: {reason}", path.display())
-    })?;
+    if bytes.starts_with(inspect::CWASM_MAGIC) {
+        if key.is_some() {
+            return Err(format!(
+                "{} is a .cwasm, which carries no signature; --key is for update packages",
+                path.display()
+            ));
+        }
+        return inspect::cwasm(&path.display().to_string(), &bytes);
+    }
+    if !bytes.starts_with(b"WEPK") {
+        return Err(format!(
+            "{} is neither a .cwasm nor a wasm-embed update package; give inspect a file the build wrote \
+             (<guest>.cwasm in OUT_DIR, or <guest>.update)",
+            path.display()
+        ));
+    }
+    let package = Package::read_unverified(&bytes)
+        .map_err(|reason| format!("{} is not a signed wasm-embed update package: {reason}", path.display()))?;
     let settings = package.settings();
     println!("guest:     {}", package.name());
     println!("version:   {}", package.version());
-    println!("kind:      {}", if package.is_component() { "component" } else { "core module" });
+    println!(
+        "kind:      {}",
+        if package.is_component() {
+            "component"
+        } else {
+            "core module"
+        }
+    );
     println!("wasmtime:  {}", package.wasmtime());
     println!(
         "settings:  target {}, profile {:?}, fuel {}, Pulley stack {} B",
         settings.target.triple(),
         settings.profile,
-        settings.fuel.map_or("off".to_owned(), |fuel| format!("{fuel} per call")),
+        settings
+            .fuel
+            .map_or("off".to_owned(), |fuel| format!("{fuel} per call")),
         settings.max_wasm_stack
     );
     println!(
@@ -150,7 +257,13 @@ fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
         let public: PublicKey = read_public_key(&read_text(key)?).map_err(|e| format!("{}: {e}", key.display()))?;
         match Package::check_signature(&bytes, &public) {
             Ok(()) => println!("signature: verifies with {}", key.display()),
-            Err(reason) => return Err(format!("{}: the signature does not verify with {}: {reason}", path.display(), key.display())),
+            Err(reason) => {
+                return Err(format!(
+                    "{}: the signature does not verify with {}: {reason}",
+                    path.display(),
+                    key.display()
+                ));
+            }
         }
     }
     Ok(())

@@ -120,13 +120,73 @@ fn every_mistake_is_one_line_and_exit_code_1() {
         "error: tampered.update: the signature does not verify with a.pub: it was changed after it was signed"
     );
     std::fs::write(dir.join("guest.cwasm"), b"\x7fELF").unwrap();
+    let line = error_line(&cargo_wasm_embed(&dir, &["inspect", "guest.cwasm"]));
+    assert!(line.starts_with("error: guest.cwasm is not a .cwasm: its ELF header does not read ("), "{line}");
+    std::fs::write(dir.join("notes.txt"), b"hello").unwrap();
     assert_eq!(
-        error_line(&cargo_wasm_embed(&dir, &["inspect", "guest.cwasm"])),
-        "error: guest.cwasm is not a signed wasm-embed update package: not a whole wasm-embed update package"
+        error_line(&cargo_wasm_embed(&dir, &["inspect", "notes.txt"])),
+        "error: notes.txt is neither a .cwasm nor a wasm-embed update package; give inspect a file the build wrote \
+         (<guest>.cwasm in OUT_DIR, or <guest>.update)"
     );
+    // A whole update package, cut short.
+    let signed = std::fs::read(dir.join("add.update")).unwrap();
+    std::fs::write(dir.join("short.update"), &signed[..signed.len() / 2]).unwrap();
+    let line = error_line(&cargo_wasm_embed(&dir, &["inspect", "short.update"]));
+    assert!(line.starts_with("error: short.update is not a signed wasm-embed update package: "), "{line}");
     assert_eq!(cargo_wasm_embed(&dir, &["frobnicate"]).status.code(), Some(2));
     for verb in ["keygen", "sign", "inspect"] {
         let help = cargo_wasm_embed(&dir, &[verb, "--help"]);
         assert!(help.status.success() && !help.stdout.is_empty(), "{verb} --help");
     }
+}
+
+/// A guest built by the library for a 32-bit device, inspected on this 64-bit host,
+/// where Wasmtime itself would refuse to load it.
+#[test]
+fn a_cwasm_for_a_32_bit_device_shows_its_wasmtime_settings_sections_imports_and_exports() {
+    let dir = scratch("cwasm");
+    let wasm = dir.join("sensor.wasm");
+    std::fs::write(
+        &wasm,
+        wat::parse_str(
+            r#"(module
+              (import "env" "read" (func (param i32) (result i32)))
+              (memory (export "memory") 1)
+              (global $sp (mut i32) (i32.const 1024))
+              (global (export "__heap_base") i32 (i32.const 1024))
+              (func (export "sum") (param i32 i32) (result i32) local.get 0 call 0 local.get 1 i32.add)
+              (func (export "mean") (param f32) (result f64) local.get 0 f64.promote_f32))"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let output = wasm_embed_build::Builder::new()
+        .manifest_dir(&dir)
+        .out_dir(dir.join("out"))
+        .guest_target_dir(dir.join("guests"))
+        .target(Target::Pulley32)
+        .fuel(1_000)
+        .guest(wasm.to_str().unwrap())
+        .try_compile()
+        .unwrap();
+    let cwasm = &output.guests[0].cwasm;
+    let shown = cargo_wasm_embed(&dir, &["inspect", cwasm.to_str().unwrap()]);
+    assert!(shown.status.success(), "{shown:?}");
+    let text = String::from_utf8(shown.stdout).unwrap();
+    let size = std::fs::metadata(cwasm).unwrap().len();
+    for line in [
+        format!("file:      {}, {size} B", cwasm.display()),
+        "kind:      core module".to_owned(),
+        // Wasmtime records its major version only.
+        "wasmtime:  48".to_owned(),
+        "target:    pulley32-unknown-unknown-elf".to_owned(),
+        "  env.read: func(i32) -> i32".to_owned(),
+        "  sum: func(i32, i32) -> i32".to_owned(),
+        "  mean: func(f32) -> f64".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "`{line}` missing from:\n{text}");
+    }
+    assert!(text.lines().any(|l| l.starts_with("settings:  fuel on, ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("  memory: memory of ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("  .text ")), "{text}");
 }

@@ -15,7 +15,10 @@ include!(concat!(env!("OUT_DIR"), "/generated-modules.rs"));
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
-    say!("fuel per call {:?}", guests::SETTINGS.fuel);
+    match guests::SETTINGS.fuel {
+        Some(fuel) => say!("fuel per call {fuel}"),
+        None => say!("fuel off"),
+    }
     for guest in GENERATED {
         say!("module {}", guest.name());
         heap::reset_peak();

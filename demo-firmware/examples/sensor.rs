@@ -85,12 +85,30 @@ fn filter_and_print(filter: &mut SensorFilter<Firmware>, sensor: &str, samples: 
     let reading = Reading { sensor: sensor.into(), samples: samples.to_vec() };
     match filter.call("filter", |world, store| world.call_filter(store, &reading))? {
         Ok(summary) => hprintln!(
-            "filter({sensor}, {samples:?}) = kept {:?}, mean {}, peak {}",
-            summary.kept,
+            "filter({sensor}, {}) = kept {}, mean {}, peak {}",
+            List(samples),
+            List(&summary.kept),
             summary.mean,
             summary.peak
         ),
-        Err(why) => hprintln!("filter({sensor}, {samples:?}) = error: {why}"),
+        Err(why) => hprintln!("filter({sensor}, {}) = error: {why}", List(samples)),
     }
     Ok(())
+}
+
+/// Bytes as `[1, 2, 3]`, written out: the firmware builds with `-Zfmt-debug=none`, under
+/// which `{:?}` writes nothing.
+struct List<'a>(&'a [u8]);
+
+impl core::fmt::Display for List<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("[")?;
+        for (i, byte) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{byte}")?;
+        }
+        f.write_str("]")
+    }
 }

@@ -119,9 +119,16 @@ fn wasmi() -> Result<Row, alloc::string::String> {
         let mut config = wasmi::Config::default();
         // The pipeline gives the guest 1-byte pages.
         config.wasm_custom_page_sizes(true);
+        // As Pulley's firmware does: when its calls are metered, so are wasmi's, with
+        // fuel enough never to run out.
+        let fuel = guests::SETTINGS.fuel.is_some();
+        config.consume_fuel(fuel);
         let engine = wasmi::Engine::new(&config);
         let module = wasmi::Module::new(&engine, guests::speed::WASM)?;
         let mut store = wasmi::Store::new(&engine, ());
+        if fuel {
+            store.set_fuel(u64::MAX)?;
+        }
         let instance = wasmi::Linker::new(&engine).instantiate_and_start(&mut store, &module)?;
         let run = instance.get_typed_func::<(u32, u32), u32>(&store, "run")?;
         Ok((store, run))

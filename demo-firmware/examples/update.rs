@@ -108,7 +108,7 @@ fn read_floor(flash: &mut PowerCut) -> Version {
     let mut floor = Version::ZERO;
     let mut record = [0; 16];
     for at in (FLOOR..FLOOR + 4096).step_by(16) {
-        flash.read(at, &mut record).unwrap_or_else(|e| fail(&alloc::format!("{e:?}")));
+        flash.read(at, &mut record).unwrap_or_else(|e| fail(&e));
         let value = u64::from_le_bytes(record[4..12].try_into().unwrap());
         match &record[..4] {
             b"WEFL" if u32::from_le_bytes(record[12..].try_into().unwrap()) == !(value as u32) => {
@@ -117,7 +117,7 @@ fn read_floor(flash: &mut PowerCut) -> Version {
             [0xff, 0xff, 0xff, 0xff] => break,
             // Never formatted (QEMU's RAM starts as zeros, a chip erased): format it.
             _ => {
-                flash.erase(FLOOR, FLOOR + 4096).unwrap_or_else(|e| fail(&alloc::format!("{e:?}")));
+                flash.erase(FLOOR, FLOOR + 4096).unwrap_or_else(|e| fail(&e));
                 return floor;
             }
         }
@@ -129,21 +129,21 @@ fn write_floor(flash: &mut PowerCut, floor: Version) {
     let mut record = [0xff; 16];
     let mut at = FLOOR;
     while at < FLOOR + 4096 {
-        flash.read(at, &mut record).unwrap_or_else(|e| fail(&alloc::format!("{e:?}")));
+        flash.read(at, &mut record).unwrap_or_else(|e| fail(&e));
         if record == [0xff; 16] {
             break;
         }
         at += 16;
     }
     if at == FLOOR + 4096 {
-        flash.erase(FLOOR, FLOOR + 4096).unwrap_or_else(|e| fail(&alloc::format!("{e:?}")));
+        flash.erase(FLOOR, FLOOR + 4096).unwrap_or_else(|e| fail(&e));
         at = FLOOR;
     }
     let value = floor.to_u64();
     record[..4].copy_from_slice(b"WEFL");
     record[4..12].copy_from_slice(&value.to_le_bytes());
     record[12..].copy_from_slice(&(!(value as u32)).to_le_bytes());
-    flash.write(at, &record).unwrap_or_else(|e| fail(&alloc::format!("{e:?}")));
+    flash.write(at, &record).unwrap_or_else(|e| fail(&e));
 }
 
 /// When the power goes during the next install.

@@ -20,6 +20,13 @@ pub struct Flash {
 #[derive(Debug)]
 pub struct Error(NorFlashErrorKind);
 
+// Written out, not `{:?}`: the firmware builds with `-Zfmt-debug=none`.
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "flash: {}", self.0)
+    }
+}
+
 impl NorFlashError for Error {
     fn kind(&self) -> NorFlashErrorKind {
         self.0

@@ -122,7 +122,7 @@ fn first_difference(expected: &[String], found: &[String]) -> String {
 /// firmware's fuel per call must be the host's.
 fn device_runs(stdout: &str) -> Vec<(String, Vec<String>, usize)> {
     let mut lines = stdout.lines();
-    let fuel = format!("fuel per call {:?}", Some(oracle::FUEL_PER_CALL));
+    let fuel = format!("fuel per call {}", oracle::FUEL_PER_CALL);
     assert_eq!(
         lines.next(),
         Some(fuel.as_str()),

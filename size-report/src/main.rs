@@ -84,6 +84,10 @@ const LEVERS: &[Lever] = &[
         edits: &[edit(".cargo/config.toml", "\"-Z\", \"location-detail=none\",", "")],
     },
     Lever {
+        name: "`-Zfmt-debug=none` (`{:?}` writes nothing)",
+        edits: &[edit(".cargo/config.toml", "\"-Z\", \"fmt-debug=none\",", "")],
+    },
+    Lever {
         name: "opt-level \"z\" (vs \"s\") for every crate",
         edits: &[edit("Cargo.toml", "opt-level = \"z\"", "opt-level = \"s\"")],
     },

@@ -28,6 +28,13 @@ impl World {
         &self.resolve.worlds[self.world].name
     }
 
+    /// Whether the world imports functions, for which `bindgen!` makes an `…Imports`
+    /// trait and an `add_to_linker`; a world that imports none gets neither.
+    pub fn imports_functions(&self) -> bool {
+        let world = &self.resolve.worlds[self.world];
+        world.imports.values().any(|item| !matches!(item, wit_parser::WorldItem::Type { .. }))
+    }
+
     /// The core exports (by the start of their names) this world's component never calls:
     /// the guest's allocator, when only numbers cross the world. wit-bindgen exports
     /// `cabi_realloc` whatever the world; the component would carry its code and
@@ -183,25 +190,46 @@ pub fn handle(name: &str, world: &World) -> String {
     let bindings = crate::bindings::camel_case(&world.name());
     let dir = &world.dir;
     let world_name = world.name();
-    let mut code = blocking_handle(name, &handle, &bindings, dir, &world_name);
+    let imports = world.imports_functions();
+    let mut code = blocking_handle(name, &handle, &bindings, dir, &world_name, imports);
     if cfg!(feature = "async") {
-        code.push_str(&async_handle(name, &handle, &bindings, dir, &world_name));
+        code.push_str(&async_handle(name, &handle, &bindings, dir, &world_name, imports));
     }
     code
 }
 
+/// The host's bound and the closure that links its imports, in the bindings module
+/// `module`: a world without function imports has no `…Imports` trait to bound by, and
+/// nothing to link.
+fn host_bound_and_link(module: &str, bindings: &str, imports: bool) -> (String, String) {
+    if !imports {
+        return (String::new(), "|_linker| Ok(())".to_owned());
+    }
+    let link = format!(
+        "|linker| {{
+                    {module}::{bindings}::add_to_linker::<_, ::wasm_embed::__private::wasmtime::component::HasSelf<H>>(
+                        linker,
+                        |context: &mut ::wasm_embed::__private::Context<H>| context.host(),
+                    )
+                }}"
+    );
+    (format!("{module}::{bindings}Imports + "), link)
+}
+
 /// The `wit` module and the blocking handle.
-fn blocking_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name: &str) -> String {
+fn blocking_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name: &str, imports: bool) -> String {
+    let (bound, link) = host_bound_and_link("wit", bindings, imports);
     format!(
         r#"    /// The host bindings of the guest's WIT world `{world_name}` (`wit/` beside its
     /// `Cargo.toml`), made by Wasmtime's `bindgen!`: the world's records, variants and
-    /// results as Rust types, `{bindings}Imports` for the firmware to implement, and
-    /// `{bindings}`, whose `call_*` methods are the exports.
+    /// results as Rust types (comparable with `==`), `{bindings}Imports` for the
+    /// firmware to implement, and `{bindings}`, whose `call_*` methods are the exports.
     pub mod wit {{
         ::wasm_embed::__private::wasmtime::component::bindgen!({{
             path: {dir:?},
             world: {world_name:?},
             wasmtime_crate: ::wasm_embed::__private::wasmtime,
+            additional_derives: [PartialEq],
         }});
     }}
 
@@ -211,7 +239,7 @@ fn blocking_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_n
         instance: ::wasm_embed::__private::ComponentInstance<H, wit::{bindings}>,
     }}
 
-    impl<H: wit::{bindings}Imports + 'static> {handle}<H> {{
+    impl<H: {bound}'static> {handle}<H> {{
         /// Instantiates guest `{name}` from its component
         /// (`GUEST.load_component(&engine)`), with `host` serving its imports.
         pub fn new(component: &::wasm_embed::GuestComponent, host: H) -> Result<Self, ::wasm_embed::Error> {{
@@ -219,12 +247,7 @@ fn blocking_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_n
                 &GUEST,
                 component,
                 host,
-                |linker| {{
-                    wit::{bindings}::add_to_linker::<_, ::wasm_embed::__private::wasmtime::component::HasSelf<H>>(
-                        linker,
-                        |context: &mut ::wasm_embed::__private::Context<H>| context.host(),
-                    )
-                }},
+                {link},
                 |store, component, linker| wit::{bindings}::instantiate(store, component, linker),
             )?;
             Ok(Self {{ instance }})
@@ -265,7 +288,8 @@ fn blocking_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_n
 
 /// With the `async` feature: the `wit_async` module, whose bindings await, and the
 /// handle `<Guest>Async` that instantiates and calls through them.
-fn async_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name: &str) -> String {
+fn async_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name: &str, imports: bool) -> String {
+    let (bound, link) = host_bound_and_link("wit_async", bindings, imports);
     format!(
         r#"
     /// The host bindings of the guest's WIT world `{world_name}` for async calls, made by
@@ -278,6 +302,7 @@ fn async_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name
             path: {dir:?},
             world: {world_name:?},
             wasmtime_crate: ::wasm_embed::__private::wasmtime,
+            additional_derives: [PartialEq],
             imports: {{ default: async | trappable }},
             exports: {{ default: async }},
         }});
@@ -290,7 +315,7 @@ fn async_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name
         instance: ::wasm_embed::__private::ComponentInstance<H, wit_async::{bindings}>,
     }}
 
-    impl<H: wit_async::{bindings}Imports + ::core::marker::Send + 'static> {handle}Async<H> {{
+    impl<H: {bound}::core::marker::Send + 'static> {handle}Async<H> {{
         /// Instantiates guest `{name}` from its component
         /// (`GUEST.load_component(&engine)`), with `host` serving its imports.
         pub async fn new_async(component: &::wasm_embed::GuestComponent, host: H) -> Result<Self, ::wasm_embed::Error> {{
@@ -298,12 +323,7 @@ fn async_handle(name: &str, handle: &str, bindings: &str, dir: &Path, world_name
                 &GUEST,
                 component,
                 host,
-                |linker| {{
-                    wit_async::{bindings}::add_to_linker::<_, ::wasm_embed::__private::wasmtime::component::HasSelf<H>>(
-                        linker,
-                        |context: &mut ::wasm_embed::__private::Context<H>| context.host(),
-                    )
-                }},
+                {link},
                 |store, component, linker| {{
                     ::wasm_embed::__private::Box::pin(wit_async::{bindings}::instantiate_async(store, component, linker))
                 }},

@@ -8,7 +8,8 @@ use wasm_embed::{Profile, Settings, Target};
 
 use crate::cargo::{self, Directives};
 use crate::compile::{self, CompileOptions};
-use crate::{Error, Output, pipeline};
+use crate::pipeline::{self, Plan};
+use crate::{Error, Output};
 
 const PAGE: u32 = 64 * 1024;
 
@@ -396,26 +397,6 @@ fn in_build_script() -> bool {
     cargo::var_os("TARGET").is_some() && cargo::var_os("OUT_DIR").is_some()
 }
 
-/// A build with every default resolved: what the pipeline does.
-pub(crate) struct Plan {
-    /// The guests, as the metadata or [`Builder::guest`] name them.
-    pub specs: Vec<String>,
-    /// What relative guest paths are relative to.
-    pub manifest_dir: PathBuf,
-    pub out_dir: PathBuf,
-    /// The settings every guest is precompiled with; the pipeline sets the Pulley stack.
-    pub settings: Settings,
-    /// How guest crates are compiled; `None` when the build skips the guests.
-    pub compile: Option<CompileOptions>,
-    pub exact_memory: bool,
-    /// The Pulley stack the user chose, if any.
-    pub max_wasm_stack: Option<usize>,
-    /// With an update key: the key, and where packages go.
-    pub updates: Option<crate::package::Updates>,
-    /// Files whose change reruns the build, besides the guests' own (the manifest).
-    pub watched: Vec<PathBuf>,
-}
-
 /// Why guests should not be built in this build, if they should not: the user asked, or
 /// the build only checks the firmware (rust-analyzer sets its binary as `RUSTC_WRAPPER`,
 /// clippy sets `clippy-driver` as `RUSTC_WORKSPACE_WRAPPER`).
@@ -434,8 +415,8 @@ fn skip_reason(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     }
 }
 
-/// Refuses a stack and initial memory that rust-lld would reject with a less helpful
-/// message (`--initial-memory=65356`, one digit short of a page, among them).
+/// Refuses async settings that Wasmtime would reject at run time, or that could never
+/// run a guest.
 fn check_async(fuel: Option<u64>, interval: Option<u64>, stack: Option<usize>) -> Result<(), Error> {
     let message = match (fuel, interval, stack) {
         (_, Some(0), _) => "a yield interval of 0 fuel would never run the guest; give Builder::fuel_yield_interval at least 1".to_owned(),
@@ -450,6 +431,8 @@ fn check_async(fuel: Option<u64>, interval: Option<u64>, stack: Option<usize>) -
     Err(Error::BadAsync { message })
 }
 
+/// Refuses a stack and initial memory that rust-lld would reject with a less helpful
+/// message (`--initial-memory=65356`, one digit short of a page, among them).
 fn check_memory(stack_size: u32, initial_memory: u32) -> Result<(), Error> {
     if initial_memory == 0 || initial_memory % PAGE != 0 {
         let up = initial_memory.div_ceil(PAGE).max(1) * PAGE;

@@ -12,7 +12,7 @@ use crate::Error;
 use crate::files::write_if_changed;
 use crate::locate::Source;
 use crate::package::Updates;
-use crate::pipeline::Guest;
+use crate::guest::Guest;
 use wasm_embed::update::Version;
 
 /// The file name of the emitted module in `OUT_DIR` (see `wasm_embed::include_guests!`).
@@ -142,7 +142,31 @@ pub mod {name} {{
     }
     let path = out_dir.join(MODULE_FILE);
     write_if_changed(&path, format(&module).as_bytes())?;
+    remove_leftovers(out_dir, guests)?;
     Ok(path)
+}
+
+/// The guests the last build emitted, one name a line: what a later build with fewer
+/// guests removes the files of.
+const GUEST_LIST: &str = "wasm-embed-guests.list";
+
+/// The files the build writes into `OUT_DIR` for a guest, after its name.
+const GUEST_FILES: [&str; 7] =
+    [".cwasm", ".cwasm.key", ".wasm", ".stack", ".stack.key", ".stripped.wasm", ".optimized.wasm"];
+
+/// Deletes the files of guests the last build emitted and this one does not, so that a
+/// guest taken off the list leaves nothing behind in `OUT_DIR`. Only names on the last
+/// build's list are touched, never a file the firmware's own build script wrote.
+fn remove_leftovers(out_dir: &Path, guests: &[Guest]) -> Result<(), Error> {
+    let list = out_dir.join(GUEST_LIST);
+    let before = std::fs::read_to_string(&list).unwrap_or_default();
+    let now: Vec<&str> = guests.iter().map(Guest::name).collect();
+    for gone in before.lines().filter(|name| !name.is_empty() && !now.contains(name)) {
+        for suffix in GUEST_FILES {
+            let _ = std::fs::remove_file(out_dir.join(format!("{gone}{suffix}")));
+        }
+    }
+    write_if_changed(&list, (now.join("\n") + "\n").as_bytes())
 }
 
 /// A component guest's handle, with host bindings made from its world.

@@ -9,71 +9,236 @@ use std::path::PathBuf;
 pub enum Error {
     /// An environment variable that only Cargo sets is missing: the builder runs outside
     /// a build script without having been told where to write.
-    NotInBuildScript { variable: &'static str },
+    NotInBuildScript {
+        /// The variable's name, such as `OUT_DIR` or `CARGO_CFG_TARGET_POINTER_WIDTH`.
+        variable: &'static str,
+    },
     /// The firmware names no guests.
-    NoGuests { manifest: PathBuf },
+    NoGuests {
+        /// The firmware's `Cargo.toml`, where the guests would be listed.
+        manifest: PathBuf,
+    },
     /// `[package.metadata.wasm-embed]` is malformed.
-    BadMetadata { manifest: PathBuf, message: String },
+    BadMetadata {
+        /// The manifest whose `[package.metadata.wasm-embed]` is wrong.
+        manifest: PathBuf,
+        /// Why, in one clause (or `cargo metadata`'s error); the Display adds the form
+        /// expected.
+        message: String,
+    },
     /// No guest crate at the path, or no package of that name.
-    GuestNotFound { spec: String, reason: String },
+    GuestNotFound {
+        /// The guest as listed: a crate's directory or `Cargo.toml`, or a package's name.
+        spec: String,
+        /// Why, in one clause (no `Cargo.toml` there, a virtual manifest, no package of
+        /// that name, or `cargo metadata`'s error); the Display adds what to give.
+        reason: String,
+    },
     /// No file at the path of a prebuilt `.wasm` guest.
-    WasmNotFound { spec: String, path: PathBuf },
+    WasmNotFound {
+        /// The guest as listed: a path ending in `.wasm`.
+        spec: String,
+        /// That path joined to the firmware's manifest directory, where there is no file.
+        path: PathBuf,
+    },
     /// A prebuilt guest's file is not a WebAssembly module.
-    NotWasm { guest: String, path: PathBuf },
+    NotWasm {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// The prebuilt file, which does not start with the `\0asm` magic.
+        path: PathBuf,
+    },
     /// The guest's wasm uses a Wasm feature the firmware's engine does not enable.
-    UnsupportedFeature { guest: String, message: String },
+    UnsupportedFeature {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// Wasmtime's validator's error, causes included, or why a custom page size is
+        /// refused; the Display adds the flag that turned the feature on, if it knows it,
+        /// and the target to build for.
+        message: String,
+    },
     /// Two of a guest's imports or exports would have the same name in its bindings.
-    NameClash { guest: String, first: String, second: String, binding: String },
+    NameClash {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// The name met first: an export's, an import's as `module.name`, or
+        /// `import module <module>` when two import modules would get one trait.
+        first: String,
+        /// The name met second, written as `first` is.
+        second: String,
+        /// The Rust name both would become: a method's, or an import module's trait's.
+        binding: String,
+    },
     /// The guest crate builds no `cdylib`, so there is no `.wasm` to embed.
-    NotCdylib { guest: String, manifest: PathBuf },
+    NotCdylib {
+        /// The guest's package name with `-` replaced by `_`, as its module would be named.
+        guest: String,
+        /// The guest crate's `Cargo.toml`, where `[lib] crate-type` belongs.
+        manifest: PathBuf,
+    },
     /// Two guests would get the same module name in the emitted file.
-    DuplicateGuest { name: String },
+    DuplicateGuest {
+        /// The module name the two guests share.
+        name: String,
+    },
     /// The guest's stack or initial memory cannot be linked.
-    BadMemory { message: String },
+    BadMemory {
+        /// What is wrong and the fix; the Display only prefixes `wasm-embed-build:`.
+        message: String,
+    },
     /// The rustup toolchain asked for is not installed.
-    ToolchainMissing { toolchain: String, message: String },
+    ToolchainMissing {
+        /// The toolchain's name, such as `nightly-2026-05-20`.
+        toolchain: String,
+        /// What `rustup which` said on stderr, on one line.
+        message: String,
+    },
     /// The toolchain lacks a component or target that building guests needs.
-    ComponentMissing { what: String, fix: String },
+    ComponentMissing {
+        /// What is missing, as a noun phrase (the `rust-src` component, or the prebuilt
+        /// `wasm32v1-none` standard library).
+        what: String,
+        /// The rustup command that installs it.
+        fix: String,
+    },
     /// A program could not be started.
-    Spawn { program: PathBuf, source: std::io::Error },
+    Spawn {
+        /// The program: `rustup`, or the toolchain's rustc or cargo.
+        program: PathBuf,
+        /// The error from starting it or waiting for it; when rustc ran and failed, its
+        /// arguments and what it said on stderr.
+        source: std::io::Error,
+    },
     /// The guest's nested `cargo build` failed; `messages` is what cargo and rustc said.
-    Compile { guest: String, messages: String },
+    Compile {
+        /// The names of the guests the nested build left without a `.wasm` (the one that
+        /// failed and those cargo stopped; all of them if it left none), joined by
+        /// `` `, ` `` so that the Display quotes each.
+        guest: String,
+        /// What cargo and rustc wrote to stderr, without cargo's progress lines.
+        messages: String,
+    },
     /// A stage could not parse the guest's wasm.
-    Parse { guest: String, message: String },
+    Parse {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// The parser's or validator's error, or what in the wasm a stage could not read.
+        message: String,
+    },
     /// An active data or element segment lies outside its memory or table, so the guest
     /// could never be instantiated.
-    Uninstantiable { guest: String, segment: String },
+    Uninstantiable {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// Which segment ends past its memory or table, in one clause (`its data segment
+        /// of 8 bytes at 0x10000 ends past its 65536-byte memory`).
+        segment: String,
+    },
     /// The guest imports something other than a function.
-    UnsupportedImport { guest: String, import: String },
+    UnsupportedImport {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// The import that is not a function, as `module.name`.
+        import: String,
+    },
     /// binaryen's wasm-opt failed.
-    Optimize { guest: String, message: String },
+    Optimize {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// wasm-opt's error.
+        message: String,
+    },
     /// Wasmtime refused to precompile the guest.
-    Precompile { guest: String, message: String },
+    Precompile {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// Wasmtime's error, causes included.
+        message: String,
+    },
     /// A component guest's `wit/` directory does not hold one valid WIT world.
-    Wit { guest: String, dir: PathBuf, message: String },
+    Wit {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// The guest's `wit/` directory.
+        dir: PathBuf,
+        /// Why, in one clause: wit-parser's error on one line, or that it declares no
+        /// world or several.
+        message: String,
+    },
     /// A component guest's wasm was built for another WIT world than its `wit/`
     /// directory holds.
-    WitMismatch { guest: String, dir: PathBuf, reason: String },
+    WitMismatch {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// The guest's `wit/` directory.
+        dir: PathBuf,
+        /// How the world built into the wasm differs from that directory's, or why it
+        /// could not be read, in one clause.
+        reason: String,
+    },
     /// wit-component could not make a component of the guest's core module.
-    Component { guest: String, message: String },
+    Component {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// wit-component's error, on one line.
+        message: String,
+    },
     /// A guest crate has a WIT world, but this build of wasm-embed-build cannot make
     /// components.
-    ComponentsOff { guest: String },
+    ComponentsOff {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+    },
     /// A guest can use more Pulley stack than `Builder::max_wasm_stack` gives it.
-    StackTooSmall { guest: String, needs: usize, given: usize },
+    StackTooSmall {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// Bytes of Pulley stack a call into it can use at most.
+        needs: usize,
+        /// Bytes `Builder::max_wasm_stack` gives it.
+        given: usize,
+    },
     /// The firmware's target has a pointer width that Pulley does not support.
-    UnsupportedTarget { triple: String },
+    UnsupportedTarget {
+        /// The firmware's target triple (Cargo's `TARGET`; empty if it is not set).
+        triple: String,
+    },
     /// The update key, or the signing key, cannot be used.
-    UpdateKey { path: PathBuf, message: String },
+    UpdateKey {
+        /// The key file: the update key's public one or the signing key's secret one.
+        path: PathBuf,
+        /// Why, in one clause: what is wrong with the key in it, or that the secret key is
+        /// not the update key's other half.
+        message: String,
+    },
     /// A guest's version cannot be recorded in an update package.
-    BadVersion { guest: String, version: String },
+    BadVersion {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// The version given for it (its crate's, `Builder::guest_version`'s, or the
+        /// firmware's for a prebuilt guest), which is not a plain `major.minor.patch`.
+        version: String,
+    },
     /// A guest's update package cannot be written.
-    Package { guest: String, message: String },
+    Package {
+        /// The guest's name, as the generated module names it.
+        guest: String,
+        /// What the package format refused, in one clause (such as a name over 255 bytes).
+        message: String,
+    },
     /// The async settings cannot work (`Builder::fuel_yield_interval`,
     /// `Builder::async_stack_size`).
-    BadAsync { message: String },
+    BadAsync {
+        /// What is wrong and the fix; the Display only prefixes `wasm-embed-build:`.
+        message: String,
+    },
     /// Reading or writing a file failed.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or directory read or written.
+        path: PathBuf,
+        /// The error the operation gave.
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -114,11 +279,15 @@ impl fmt::Display for Error {
                  give the .wasm file the guest's toolchain produced",
                 path.display()
             ),
-            Error::UnsupportedFeature { guest, message } => write!(
-                f,
-                "guest `{guest}` uses a WebAssembly feature the firmware's engine does not enable: {message}; \
-                 build it for WebAssembly 1.0 with mutable globals (Rust: wasm32v1-none; clang: -mcpu=mvp)"
-            ),
+            Error::UnsupportedFeature { guest, message } => {
+                write!(f, "guest `{guest}` uses a WebAssembly feature the firmware's engine does not enable: {message}; ")?;
+                if let Some(flag) = enabling_flag(message) {
+                    // A flag that turns a feature on wins over -mcpu=mvp, so naming the
+                    // target alone would not fix it.
+                    write!(f, "it was compiled with that feature on ({flag}): drop the flag, and ")?;
+                }
+                write!(f, "build it for WebAssembly 1.0 with mutable globals (Rust: wasm32v1-none; clang: -mcpu=mvp)")
+            }
             Error::NameClash { guest, first, second, binding } => write!(
                 f,
                 "guest `{guest}`: `{first}` and `{second}` would both be `{binding}` in its bindings \
@@ -227,4 +396,20 @@ impl std::error::Error for Error {}
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { path, source }
+}
+
+/// The compiler flags that turn on the feature Wasmtime's validator names in `message`.
+fn enabling_flag(message: &str) -> Option<&'static str> {
+    let message = message.to_lowercase();
+    let flags = [
+        ("simd", "clang: -msimd128; Rust: -C target-feature=+simd128"),
+        ("sign extension", "clang: -msign-ext; Rust: -C target-feature=+sign-ext"),
+        ("saturating float", "clang: -mnontrapping-fptoint; Rust: -C target-feature=+nontrapping-fptoint"),
+        ("bulk memory", "clang: -mbulk-memory; Rust: -C target-feature=+bulk-memory"),
+        ("multi-value", "clang: -mmultivalue; Rust: -C target-feature=+multivalue"),
+        ("reference types", "clang: -mreference-types; Rust: -C target-feature=+reference-types"),
+        ("tail calls", "clang: -mtail-call; Rust: -C target-feature=+tail-call"),
+        ("threads", "clang: -matomics; Rust: -C target-feature=+atomics"),
+    ];
+    flags.into_iter().find(|(feature, _)| message.contains(feature)).map(|(_, flag)| flag)
 }

@@ -37,6 +37,9 @@
 //! [`Error`] whose message is one line naming the cause and the fix; inside a build
 //! script, [`build`] and [`Builder::compile`] report it to Cargo and stop the build.
 
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod bindings;
 mod cargo;
 mod compile;
@@ -46,6 +49,7 @@ mod config;
 mod emit;
 mod error;
 mod files;
+mod guest;
 mod locate;
 mod optimize;
 mod package;
@@ -61,7 +65,7 @@ use std::path::{Path, PathBuf};
 pub use config::{Builder, build};
 pub use error::Error;
 pub use pages::Memory;
-pub use pipeline::Sizes;
+pub use guest::Sizes;
 pub use stack::Stack;
 pub use wasm_embed::{Profile, Settings, Target};
 
@@ -88,6 +92,7 @@ pub struct Output {
 pub struct BuiltGuest {
     /// Its module's name in the emitted code (`guests::<name>`).
     pub name: String,
+    /// Bytes of its wasm after each stage, and of its `.cwasm`.
     pub sizes: Sizes,
     /// What the build did to its linear memory.
     pub memory: Memory,
@@ -107,7 +112,7 @@ pub struct BuiltGuest {
 }
 
 impl BuiltGuest {
-    fn of(guest: &pipeline::Guest, out_dir: &Path) -> BuiltGuest {
+    fn of(guest: &guest::Guest, out_dir: &Path) -> BuiltGuest {
         BuiltGuest {
             name: guest.name().to_owned(),
             sizes: guest.sizes,
@@ -127,7 +132,8 @@ impl BuiltGuest {
 pub mod internal {
     use std::path::Path;
 
-    use crate::pipeline::{Context, Guest, STAGES};
+    use crate::guest::Guest;
+    use crate::pipeline::{Context, STAGES};
     use crate::{Error, Memory, Settings};
 
     /// A module taken through the pipeline's stages after `compile`, one at a time, in

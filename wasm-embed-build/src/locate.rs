@@ -7,6 +7,10 @@ use cargo_metadata::{Metadata, MetadataCommand, Package, TargetKind};
 
 use crate::Error;
 
+/// The directory, beside a guest crate's `Cargo.toml`, whose WIT world makes it a
+/// component guest.
+pub(crate) const WIT_DIR: &str = "wit";
+
 /// A guest crate, found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestCrate {
@@ -144,7 +148,7 @@ fn guest_crate(package: &Package, metadata: &Metadata) -> Result<GuestCrate, Err
         lib_path: lib.src_path.clone().into(),
         version: package.version.to_string(),
         wit_dir: package.manifest_path.parent().and_then(|dir| {
-            let wit = dir.join(crate::pipeline::WIT_DIR);
+            let wit = dir.join(WIT_DIR);
             wit.is_dir().then(|| wit.into())
         }),
     })

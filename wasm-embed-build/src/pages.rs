@@ -16,9 +16,16 @@ pub enum Memory {
     /// The guest has no memory of its own.
     None,
     /// Resized to this many 1-byte pages, its minimum (and what the firmware allocates).
-    Exact { bytes: u64 },
+    Exact {
+        /// The memory's size in bytes, which is also its number of pages (0 when its code
+        /// never touches memory and it has no data).
+        bytes: u64,
+    },
     /// Kept in 64 KiB pages, for this reason.
-    Standard { reason: &'static str },
+    Standard {
+        /// Why, as a clause that follows "because" (`it uses memory.grow or memory.size`).
+        reason: &'static str,
+    },
 }
 
 /// Resizes the guest's memory; a guest that grows or measures its memory keeps 64 KiB

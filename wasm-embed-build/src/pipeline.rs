@@ -20,98 +20,42 @@
 //!
 //! 11. `emit`: the `.cwasm` files, the Rust module that embeds them, and a JSON report.
 //!
-//! Each stage is a function from one artifact to the next in its own module; this
-//! module holds the record each guest carries through them.
+//! Each stage is a function from one artifact to the next in its own module, over the
+//! record each guest carries through them (`guest.rs`); this module holds their order
+//! and runs them.
 
 use std::path::{Path, PathBuf};
 
 use wasm_embed::{Profile, Settings};
 
-use crate::bindings::{self, Interface};
+use crate::bindings;
 use crate::cargo::Directives;
 use crate::compile::{self, CompileOptions, Compiled};
-use crate::config::Plan;
 use crate::files::reuse_or;
+use crate::guest::{DEFAULT_PULLEY_STACK, Guest, Sizes};
 use crate::locate::{self, GuestCrate, Located, Source};
 use crate::pages::{self, Memory};
 use crate::stack::{self, Stack};
 use crate::{Error, Output, optimize, precompile, strip};
 
-/// The directory, beside a guest crate's `Cargo.toml`, whose WIT world makes it a
-/// component guest.
-pub(crate) const WIT_DIR: &str = "wit";
-
-/// The Pulley stack for a guest whose depth cannot be bounded.
-const DEFAULT_PULLEY_STACK: usize = 4 * 1024;
-
-/// Bytes of a guest's wasm after each stage, and of its `.cwasm`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sizes {
-    /// As its toolchain left it (or the prebuilt file).
-    pub compiled: usize,
-    /// Without custom sections.
-    pub stripped: usize,
-    /// After wasm-opt (equal to `stripped` without the `wasm-opt` feature).
-    pub optimized: usize,
-    /// The `.cwasm` in flash.
-    pub cwasm: usize,
-}
-
-/// One guest and what the stages have made of it so far.
-pub(crate) struct Guest {
-    pub located: Located,
-    /// The wasm as its toolchain left it: the names of a prebuilt module's parameters
-    /// are read from it.
-    pub given: Vec<u8>,
-    /// The wasm as the last stage left it.
-    pub wasm: Vec<u8>,
-    pub sizes: Sizes,
-    pub memory: Memory,
-    pub stack: Stack,
-    /// The Pulley stack its engine gives it: what the user set, or what it needs.
-    pub pulley_stack: usize,
-    pub interface: Interface,
-    /// A component guest's WIT world, read before the strip stage drops it.
-    #[cfg(feature = "component-model")]
-    pub world: Option<crate::component::World>,
-    /// A component guest's component, made from its final core module.
-    pub component: Option<Vec<u8>>,
-    /// `None` until precompiled, and for a guest whose build was skipped.
-    pub cwasm: Option<Vec<u8>>,
-    pub cwasm_reused: bool,
-    /// Its update package, when the build has an update key.
-    pub update: Option<crate::package::Written>,
-    /// The files whose change rebuilds it.
-    pub inputs: Vec<PathBuf>,
-}
-
-impl Guest {
-    pub(crate) fn new(located: Located, compiled: Compiled) -> Guest {
-        Guest {
-            located,
-            sizes: Sizes {
-                compiled: compiled.wasm.len(),
-                ..Sizes::default()
-            },
-            given: compiled.wasm.clone(),
-            wasm: compiled.wasm,
-            memory: Memory::None,
-            stack: Stack::Bounded { bytes: 0 },
-            pulley_stack: DEFAULT_PULLEY_STACK,
-            interface: Interface::default(),
-            #[cfg(feature = "component-model")]
-            world: None,
-            component: None,
-            cwasm: None,
-            cwasm_reused: false,
-            update: None,
-            inputs: compiled.sources,
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.located.name
-    }
+/// A build with every default resolved: what the pipeline does.
+pub(crate) struct Plan {
+    /// The guests, as the metadata or [`Builder::guest`] name them.
+    pub specs: Vec<String>,
+    /// What relative guest paths are relative to.
+    pub manifest_dir: PathBuf,
+    pub out_dir: PathBuf,
+    /// The settings every guest is precompiled with; the pipeline sets the Pulley stack.
+    pub settings: Settings,
+    /// How guest crates are compiled; `None` when the build skips the guests.
+    pub compile: Option<CompileOptions>,
+    pub exact_memory: bool,
+    /// The Pulley stack the user chose, if any.
+    pub max_wasm_stack: Option<usize>,
+    /// With an update key: the key, and where packages go.
+    pub updates: Option<crate::package::Updates>,
+    /// Files whose change reruns the build, besides the guests' own (the manifest).
+    pub watched: Vec<PathBuf>,
 }
 
 /// What the stages of one build share.

@@ -21,9 +21,17 @@ use crate::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stack {
     /// No call into the guest uses more than this many bytes.
-    Bounded { bytes: usize },
+    Bounded {
+        /// The bound in bytes; for a component guest, twice the deepest call, since the host
+        /// may enter it once more (its `cabi_realloc`) on top of its frames.
+        bytes: usize,
+    },
     /// The depth depends on the input, for this reason.
-    Unbounded { reason: String },
+    Unbounded {
+        /// Why, in one clause (`it calls functions through a table (call_indirect)`, or a
+        /// function that calls itself or whose Pulley code could not be read).
+        reason: String,
+    },
 }
 
 /// The deepest Pulley stack a call into `wasm` can reach under `settings`; for a

@@ -233,3 +233,35 @@ fn a_c_guest_built_by_clang_runs_when_clang_is_installed() {
     // Fletcher-16 of "abcde" is 0xC8F0.
     assert_eq!(filter.call(&fletcher16, 5).unwrap(), 0xC8F0);
 }
+
+#[test]
+fn a_guest_taken_off_the_list_leaves_no_files_in_out_dir_and_the_firmwares_own_stay() {
+    let keep = module_file("leftovers", "keep.wasm", r#"(module (func (export "one") (result i32) i32.const 1))"#);
+    let drop = module_file("leftovers-dropped", "dropped.wasm", r#"(module (func (export "two") (result i32) i32.const 2))"#);
+    builder("leftovers").guest(keep.to_str().unwrap()).guest(drop.to_str().unwrap()).compile();
+    let out = common::out_dir_path("leftovers");
+    // What a firmware's build script writes beside the guests (its memory map).
+    std::fs::write(out.join("memory.x"), "MEMORY {}").unwrap();
+    let files = |name: &str| -> Vec<String> {
+        let mut found: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|f| f.starts_with(&format!("{name}.")))
+            .collect();
+        found.sort();
+        found
+    };
+    assert!(files("dropped").contains(&"dropped.cwasm".to_owned()), "{:?}", files("dropped"));
+    // The same build without it, into the same OUT_DIR.
+    let mut again = wasm_embed_build::Builder::new();
+    again
+        .manifest_dir(common::repo())
+        .out_dir(&out)
+        .guest_target_dir(common::guest_target_dir())
+        .target(wasm_embed::Target::this_machine())
+        .guest(keep.to_str().unwrap());
+    again.compile();
+    assert_eq!(files("dropped"), Vec::<String>::new());
+    assert!(files("keep").contains(&"keep.cwasm".to_owned()), "{:?}", files("keep"));
+    assert!(out.join("memory.x").is_file());
+}

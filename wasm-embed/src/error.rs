@@ -9,42 +9,126 @@ pub enum Error {
     /// Cargo features this configuration cannot use).
     Engine(wasmtime::Error),
     /// The `.cwasm` was made with other settings or another Wasmtime version.
-    Incompatible { guest: &'static str, cause: wasmtime::Error },
+    Incompatible {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// Why Wasmtime refused the `.cwasm`.
+        cause: wasmtime::Error,
+    },
     /// The `.cwasm` in flash is not the one the build made: its CRC-32 differs.
-    Corrupt { guest: &'static str, expected: u32, found: u32 },
+    Corrupt {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The CRC-32 the build recorded for the `.cwasm`.
+        expected: u32,
+        /// The CRC-32 of the `.cwasm` as it is in flash.
+        found: u32,
+    },
     /// The build skipped the guest, so there is nothing to run.
-    NotBuilt { guest: &'static str },
+    NotBuilt {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+    },
     /// A component was loaded as a core module, or a core module as a component.
-    WrongKind { guest: &'static str, component: bool },
+    WrongKind {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// `true` if the `.cwasm` holds a component, `false` if it holds a core module.
+        component: bool,
+    },
     /// The guest is loaded already: share its module instead.
-    AlreadyLoaded { guest: &'static str },
+    AlreadyLoaded {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+    },
     /// A guest's handle was given the module of another guest.
-    OtherGuest { guest: &'static str, module: &'static str },
+    OtherGuest {
+        /// The name of the guest whose handle was being made.
+        guest: &'static str,
+        /// The name of the guest the module given was loaded for.
+        module: &'static str,
+    },
     /// Instantiation failed: not enough memory for the guest, or a missing import.
-    Instantiate { guest: &'static str, cause: wasmtime::Error },
+    Instantiate {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// What Wasmtime reported: the allocation that failed, the import it could not
+        /// link, or a trap in the guest's start function.
+        cause: wasmtime::Error,
+    },
     /// The guest has no export of that name and type.
-    Export { guest: &'static str, name: &'static str, cause: wasmtime::Error },
+    Export {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The export's name, as the firmware asked for it.
+        name: &'static str,
+        /// Why Wasmtime refused it: no such export, or its type differs from the call's
+        /// Rust types.
+        cause: wasmtime::Error,
+    },
     /// The guest trapped (or a host function failed) during a call. The store stays
     /// usable, and the rest of the firmware is unaffected.
-    Call { guest: &'static str, function: &'static str, fault: Fault, cause: wasmtime::Error },
+    Call {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The name of the export that was called.
+        function: &'static str,
+        /// What went wrong, for a firmware that reacts to it (see [`Error::fault`]).
+        fault: Fault,
+        /// Wasmtime's error: the trap (with the guest's backtrace in the debug profile),
+        /// or the error a host import returned.
+        cause: wasmtime::Error,
+    },
     /// A guest handed a host import a buffer that is not inside its memory.
-    BadPointer { guest: &'static str, ptr: u32, len: u32, memory: usize },
+    BadPointer {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// Where the buffer starts: an offset in the guest's linear memory.
+        ptr: u32,
+        /// The buffer's length in bytes.
+        len: u32,
+        /// The size of the guest's linear memory in bytes.
+        memory: usize,
+    },
     /// A guest handed a host import text that is not UTF-8.
-    NotUtf8 { guest: &'static str, ptr: u32, len: u32 },
+    NotUtf8 {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// Where the text starts: an offset in the guest's linear memory.
+        ptr: u32,
+        /// The text's length in bytes.
+        len: u32,
+    },
     /// Fuel was asked of a build that compiled no fuel checks.
-    FuelOff { guest: &'static str },
+    FuelOff {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+    },
     /// A blocking call of a guest instantiated for async calls (`new_async`): its imports
     /// may await, which a blocking call cannot.
     #[cfg(feature = "async")]
-    NeedsAwait { guest: &'static str, function: &'static str },
+    NeedsAwait {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The name of the export that was called.
+        function: &'static str,
+    },
     /// An async call of a guest instantiated for blocking calls (`new`): its imports
     /// cannot await and its calls would never yield.
     #[cfg(feature = "async")]
-    NotAsync { guest: &'static str, function: &'static str },
+    NotAsync {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The name of the export that was called.
+        function: &'static str,
+    },
     /// What a host's import returns when it cannot do what the guest asked: the call
     /// ends with [`Fault::Import`] and this reason.
     #[cfg(feature = "async")]
-    ImportFailed { reason: &'static str },
+    ImportFailed {
+        /// Why the host could not do it, as a phrase for the message.
+        reason: &'static str,
+    },
 }
 
 /// What went wrong in a failed call, for a firmware that reacts to it.
@@ -60,7 +144,12 @@ pub enum Fault {
     /// The guest's calls went deeper than the Pulley stack (`max_wasm_stack`).
     StackOverflow,
     /// The guest trapped after its `memory.grow` was refused: linear memory is fixed.
-    MemoryLimit { size: usize, requested: usize },
+    MemoryLimit {
+        /// The memory's size in bytes when the guest asked for more.
+        size: usize,
+        /// The size in bytes the guest asked the memory to grow to.
+        requested: usize,
+    },
     /// A host import returned an error.
     Import,
     /// Any other trap (division by zero, a bad indirect call, ...) or failure.

@@ -7,8 +7,42 @@
 //! flash), a handle type named after the guest whose methods are its exports, and a
 //! trait per module it imports from, which the firmware implements:
 //!
-//! ```ignore
+//! ```no_run
+//! # // What `include_guests!()` brings in for the add guest, cut to its blocking call
+//! # // (wasm-embed-build/tests/golden/guests.rs has the module in full); the real
+//! # // `.cwasm` is only in a firmware's OUT_DIR, so this example is compiled, not run.
+//! # mod guests {
+//! #     pub mod add {
+//! #         use wasm_embed::__private::wasmtime::{Caller, Func};
+//! #         use wasm_embed::__private::{Context, GuestFunc, GuestInstance};
+//! #         use wasm_embed::{Error, GuestModule, Settings, Target};
+//! #         pub static GUEST: wasm_embed::Guest = unsafe { wasm_embed::Guest::new("add", &[], Settings::new(Target::Pulley32)) };
+//! #         pub trait Host {
+//! #             fn extra(&mut self) -> u32;
+//! #         }
+//! #         pub struct Add<H: 'static> {
+//! #             instance: GuestInstance<H>,
+//! #             add_with_extra: GuestFunc<(u32, u32), u32>,
+//! #         }
+//! #         impl<H: Host + 'static> Add<H> {
+//! #             pub fn new(module: &GuestModule, host: H) -> Result<Self, Error> {
+//! #                 let mut instance = GuestInstance::new(&GUEST, module, host, |store| {
+//! #                     [Func::wrap(&mut *store, |mut caller: Caller<'_, Context<H>>| {
+//! #                         <H as Host>::extra(caller.data_mut().host())
+//! #                     })
+//! #                     .into()]
+//! #                 })?;
+//! #                 Ok(Add { add_with_extra: instance.func("add_with_extra")?, instance })
+//! #             }
+//! #             pub fn add_with_extra(&mut self, a: u32, b: u32) -> Result<u32, Error> {
+//! #                 self.instance.call(&self.add_with_extra, (a, b))
+//! #             }
+//! #         }
+//! #     }
+//! # }
+//! # /*
 //! wasm_embed::include_guests!();
+//! # */
 //!
 //! struct Board;
 //!
@@ -18,11 +52,14 @@
 //!     }
 //! }
 //!
+//! # fn main() -> Result<(), wasm_embed::Error> {
 //! let guest = &guests::add::GUEST;
 //! let engine = wasm_embed::engine(guest.settings())?;  // just the Pulley stack it needs
 //! let module = guest.load(&engine)?;                   // in place from flash, once
 //! let mut add = guests::add::Add::new(&module, Board)?; // a store of its own
 //! let sum = add.add_with_extra(1, 2)?;                 // Result<u32, wasm_embed::Error>
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Both sides take their Wasmtime configuration from [`Settings::config`], so a
@@ -41,6 +78,9 @@
 //! feature calls that are futures, yield every `Settings::fuel_yield_interval` units of
 //! fuel and await their imports (docs/async.md).
 #![no_std]
+#![warn(missing_docs)]
+// docs.rs shows which feature each item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 #[cfg(feature = "std")]

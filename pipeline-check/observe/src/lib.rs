@@ -258,6 +258,30 @@ pub fn run(engine: &Engine, module: &Module, fuel: Option<u64>, out: &mut dyn Fn
     }
 }
 
+/// A trap's name as Wasmtime's `Debug` writes it, spelled out: firmwares build with
+/// `-Zfmt-debug=none`, under which `{:?}` writes nothing. The traps a core module can
+/// raise; the rest (the Component Model's, GC's) are `other`.
+fn trap_name(trap: &Trap) -> &'static str {
+    match trap {
+        Trap::StackOverflow => "StackOverflow",
+        Trap::MemoryOutOfBounds => "MemoryOutOfBounds",
+        Trap::HeapMisaligned => "HeapMisaligned",
+        Trap::TableOutOfBounds => "TableOutOfBounds",
+        Trap::IndirectCallToNull => "IndirectCallToNull",
+        Trap::BadSignature => "BadSignature",
+        Trap::IntegerOverflow => "IntegerOverflow",
+        Trap::IntegerDivisionByZero => "IntegerDivisionByZero",
+        Trap::BadConversionToInteger => "BadConversionToInteger",
+        Trap::UnreachableCodeReached => "UnreachableCodeReached",
+        Trap::Interrupt => "Interrupt",
+        Trap::OutOfFuel => "OutOfFuel",
+        Trap::NullReference => "NullReference",
+        Trap::AllocationTooLarge => "AllocationTooLarge",
+        Trap::DisabledOpcode => "DisabledOpcode",
+        _ => "other",
+    }
+}
+
 /// How a call or an instantiation failed: `trap: KIND` with Wasmtime's trap names, which
 /// the wasmi oracle maps its own onto, or `host error` for the `fail` import's refusal.
 struct Failure<'a>(&'a wasmtime::Error);
@@ -265,7 +289,7 @@ struct Failure<'a>(&'a wasmtime::Error);
 impl fmt::Display for Failure<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(trap) = self.0.downcast_ref::<Trap>() {
-            write!(f, "trap: {trap:?}")
+            write!(f, "trap: {}", trap_name(trap))
         } else if self.0.downcast_ref::<Refused>().is_some() {
             f.write_str("host error")
         } else {

@@ -12,37 +12,130 @@ use super::Version;
 #[non_exhaustive]
 pub enum UpdateError {
     /// Not a package, or one whose fields are out of range.
-    Malformed { guest: &'static str, reason: &'static str },
+    Malformed {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// What is wrong with the package, as a phrase for the message.
+        reason: &'static str,
+    },
     /// Shorter (or longer) than its header says.
-    Truncated { guest: &'static str, len: usize, expected: usize },
+    Truncated {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The package's length in bytes, as it was given.
+        len: usize,
+        /// The length its header records, signature included; or, for a package too short
+        /// to hold a header, the least a package can be.
+        expected: usize,
+    },
     /// Signed by a key this firmware does not know.
-    UnknownKey { guest: &'static str },
+    UnknownKey {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+    },
     /// The signature does not verify: the package was changed after it was signed.
-    BadSignature { guest: &'static str },
+    BadSignature {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+    },
     /// A package for another guest.
-    OtherGuest { guest: &'static str, package: String },
+    OtherGuest {
+        /// The name of the guest the package was offered to.
+        guest: &'static str,
+        /// The name of the guest the package is for, as its header records it.
+        package: String,
+    },
     /// Precompiled by another Wasmtime version.
-    OtherWasmtime { guest: &'static str, package: String },
+    OtherWasmtime {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The Wasmtime version that precompiled the package, as its header records it.
+        package: String,
+    },
     /// Precompiled with settings this firmware's engine does not use.
-    OtherSettings { guest: &'static str, setting: &'static str, package: &'static str, firmware: &'static str },
+    OtherSettings {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The setting that differs: `kind`, `target`, `profile` or `fuel`.
+        setting: &'static str,
+        /// The setting's value in the package.
+        package: &'static str,
+        /// The setting's value in the firmware's engine.
+        firmware: &'static str,
+    },
     /// Its imports or exports differ from those the firmware's typed handle was made for:
     /// the first import or export that differs, as each side lists it (`import
     /// host.extra: () -> i32`), `None` where that side has no more.
-    OtherInterface { guest: &'static str, package: Option<String>, firmware: Option<String> },
+    OtherInterface {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The package's line that differs, `None` if the package lists no more.
+        package: Option<String>,
+        /// The firmware's line in its place, `None` if the firmware lists no more.
+        firmware: Option<String>,
+    },
     /// Below the lowest version the firmware still accepts: a rollback.
-    Older { guest: &'static str, package: Version, floor: Version },
+    Older {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The package's version.
+        package: Version,
+        /// The lowest version accepted: the firmware's floor, or during an install the
+        /// version that runs now if it is higher.
+        floor: Version,
+    },
     /// Larger than a slot.
-    TooLarge { guest: &'static str, len: usize, slot: usize },
+    TooLarge {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The package's length in bytes, as announced to the install.
+        len: usize,
+        /// The bytes a slot has room for: its size less the marker.
+        slot: usize,
+    },
     /// The install was given more or fewer bytes than it announced.
-    WrongLength { guest: &'static str, announced: usize, given: usize },
+    WrongLength {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The package's length in bytes, as announced when the install began.
+        announced: usize,
+        /// The bytes given: already more than announced, or fewer when the install was
+        /// finished.
+        given: usize,
+    },
     /// The flash driver failed.
-    Flash { guest: &'static str, operation: &'static str, offset: u32, kind: NorFlashErrorKind },
+    Flash {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// What the flash was asked to do: `erase` or `write`.
+        operation: &'static str,
+        /// Where in the flash, as the driver addresses it.
+        offset: u32,
+        /// The driver's error, as `embedded-storage` classifies it.
+        kind: NorFlashErrorKind,
+    },
     /// A slot still holds data after it was erased.
-    NotErased { guest: &'static str, offset: u32 },
+    NotErased {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// Where in the flash (as the driver addresses it) the first byte that is not
+        /// erased lies, or the marker that did not read back as written.
+        offset: u32,
+    },
     /// The partition cannot hold two slots with this flash's sizes.
-    Partition { guest: &'static str, reason: &'static str },
+    Partition {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// What is wrong with the partition, as a phrase for the message.
+        reason: &'static str,
+    },
     /// The guest runs from the slot an install would erase.
-    SlotInUse { guest: &'static str, slot: usize },
+    SlotInUse {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The slot's index, 0 or 1.
+        slot: usize,
+    },
     /// Wasmtime refused the verified package.
     Load(crate::Error),
 }

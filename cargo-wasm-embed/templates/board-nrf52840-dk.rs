@@ -1,0 +1,26 @@
+//! What is particular to the board: the nRF52840-DK. Output goes over RTT with defmt,
+//! which `probe-rs run` prints; a panic prints through panic-probe.
+
+// cortex-m provides the critical section the heap and defmt lock with.
+use cortex_m as _;
+pub use cortex_m_rt::entry;
+use defmt_rtt as _;
+use panic_probe as _;
+
+/// Prints a line on the host's terminal, through probe-rs.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        defmt::println!("{}", defmt::Display2Format(&format_args!($($arg)*)))
+    };
+}
+
+/// Ends the run: a breakpoint stops `probe-rs run`, whose exit code says whether the
+/// firmware failed.
+pub fn exit(success: bool) -> ! {
+    if !success {
+        defmt::panic!("the guest failed");
+    }
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}

@@ -1,0 +1,25 @@
+//! What is particular to the board: QEMU's {machine}, a {cpu}. Semihosting carries the
+//! output and the exit code to the host.
+
+// cortex-m provides the critical section the heap and semihosting lock with.
+use cortex_m as _;
+pub use cortex_m_rt::entry;
+use cortex_m_semihosting::debug;
+
+/// Prints a line on the host's terminal.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        cortex_m_semihosting::hprintln!($($arg)*)
+    };
+}
+
+/// Ends the run: QEMU exits with 0 on success, 1 otherwise.
+pub fn exit(success: bool) -> ! {
+    debug::exit(if success { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
+    loop {}
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    exit(false)
+}

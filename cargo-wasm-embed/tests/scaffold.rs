@@ -1,0 +1,256 @@
+//! `cargo wasm-embed new` and `add-guest` as a user runs them: every QEMU board's project
+//! built and run in QEMU with its output and exit code checked, guests added and built
+//! into it, the guide's files equal to what `new` writes, and each mistake one line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn cargo_wasm_embed(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-wasm-embed")).current_dir(dir).arg("wasm-embed").args(args).output().unwrap()
+}
+
+/// An empty directory of this test's own, to make projects in.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffold").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn succeeds(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// The one line an error prints, after checking that it is one line and exit code 1.
+fn error_line(output: &Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr.trim_end().to_owned()
+}
+
+/// `new` for `board`, depending on this checkout by path, as the tests must before the
+/// crates are published.
+fn new_project(name: &str, board: &str, extra: &[&str]) -> PathBuf {
+    // Names of their own: the projects share a target directory.
+    let dir = scratch(name).join(name);
+    let repo = repo();
+    let mut args = vec!["new", dir.to_str().unwrap(), "--board", board, "--wasm-embed-path", repo.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let stdout = succeeds(&cargo_wasm_embed(&repo, &args));
+    assert!(stdout.starts_with(&format!("wrote {name} for ")), "{stdout}");
+    // The versions of the crates the repository's firmware for the same board uses, so
+    // that this build shares its compiled Wasmtime, Cranelift and binaryen (Cargo drops
+    // what it does not need).
+    let like = if board == "nrf52840-dk" { "boards/nrf52840-dk" } else { "demo-firmware" };
+    std::fs::copy(repo.join(like).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    dir
+}
+
+/// Cargo in `dir`, in demo-firmware's target directory: one copy of the host's Wasmtime
+/// and binaryen for every firmware the tests build.
+fn cargo(dir: &Path, args: &[&str]) -> Output {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", repo().join("demo-firmware/target"))
+        .output()
+        .unwrap()
+}
+
+const CHECKSUM_OUTPUT: &str = "guest says: checksum computed\nchecksum = 0x906e\n";
+
+fn runs_in_qemu(name: &str, board: &str, extra: &[&str]) -> PathBuf {
+    let dir = new_project(name, board, extra);
+    let output = cargo(&dir, &["run", "--release"]);
+    assert_eq!(succeeds(&output), CHECKSUM_OUTPUT);
+    // The guest, a workspace of its own, gets its lock file.
+    assert!(dir.join("guests/checksum/Cargo.lock").is_file());
+    dir
+}
+
+#[test]
+fn the_cortex_m4_project_runs_in_qemu_and_takes_a_guest_crate_a_component_and_a_prebuilt_file() {
+    let dir = runs_in_qemu("m4-firmware", "qemu-m4", &[]);
+    // A guest crate, listed and built: the generated module has its handle.
+    let stdout = succeeds(&cargo_wasm_embed(&dir, &["add-guest", "adder"]));
+    assert_eq!(stdout, "added guests/adder to Cargo.toml: the next build makes it `guests::adder`\n");
+    // A prebuilt file, copied beside it.
+    let wasm = dir.parent().unwrap().join("doubler.wasm");
+    std::fs::write(&wasm, wat::parse_str(r#"(module (func (export "double") (param i32) (result i32) local.get 0 i32.const 2 i32.mul))"#).unwrap()).unwrap();
+    succeeds(&cargo_wasm_embed(&dir, &["add-guest", "doubler", "--wasm", wasm.to_str().unwrap()]));
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"guests = ["guests/checksum", "guests/adder", "guests/doubler.wasm"]"#), "{manifest}");
+    // The firmware calls both, as a user would next.
+    let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap().replace(
+        "    checksum.checksum(9)\n",
+        "    let sum = guests::adder::Adder::new(&guests::adder::GUEST.load(&engine)?, ())?.add(2, 3)?;\n    \
+         let double = guests::doubler::Doubler::new(&guests::doubler::GUEST.load(&engine)?, ())?.double(21)?;\n    \
+         println!(\"add(2, 3) = {sum}, double(21) = {double}\");\n    checksum.checksum(9)\n",
+    );
+    std::fs::write(dir.join("src/main.rs"), main).unwrap();
+    let output = cargo(&dir, &["run", "--release"]);
+    assert_eq!(succeeds(&output), "add(2, 3) = 5, double(21) = 42\nguest says: checksum computed\nchecksum = 0x906e\n");
+}
+
+#[test]
+fn the_cortex_m3_project_runs_in_qemu() {
+    runs_in_qemu("m3-firmware", "qemu-m3", &[]);
+}
+
+#[test]
+fn the_risc_v_project_runs_in_qemu() {
+    runs_in_qemu("riscv-firmware", "qemu-riscv", &[]);
+}
+
+#[test]
+fn the_component_project_runs_in_qemu_and_takes_a_second_component() {
+    let dir = runs_in_qemu("component-firmware", "qemu-m4", &["--component"]);
+    succeeds(&cargo_wasm_embed(&dir, &["add-guest", "adder", "--component"]));
+    let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap().replace(
+        "    // The first argument",
+        "    let mut adder = guests::adder::Adder::new(&guests::adder::GUEST.load_component(&engine)?, ())?;\n    \
+         let sum = adder.call(\"add\", |world, store| world.call_add(store, 2, 3))?;\n    \
+         println!(\"add(2, 3) = {sum}\");\n    // The first argument",
+    );
+    std::fs::write(dir.join("src/main.rs"), main).unwrap();
+    let output = cargo(&dir, &["run", "--release"]);
+    assert_eq!(succeeds(&output), "add(2, 3) = 5\nguest says: checksum computed\nchecksum = 0x906e\n");
+}
+
+#[test]
+fn the_nrf52840_dk_project_builds_for_probe_rs_and_defmt() {
+    // It cannot run here: it builds, and its runner is the board's.
+    let dir = new_project("nrf-firmware", "nrf52840-dk", &[]);
+    succeeds(&cargo(&dir, &["build", "--release"]));
+    let config = std::fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
+    assert!(config.contains(r#"runner = "probe-rs run --chip nRF52840_xxAA""#), "{config}");
+    assert!(config.contains(r#""-C", "link-arg=-Tdefmt.x","#), "{config}");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("defmt-rtt = \"1\"") && manifest.contains("panic-probe"), "{manifest}");
+}
+
+/// The guide's files: every fenced block whose info string names one
+/// (```toml title="my-firmware/Cargo.toml"), as (path, text).
+fn guide_files(guide: &str) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut lines = guide.lines();
+    while let Some(line) = lines.next() {
+        let Some((_, title)) = line.strip_prefix("```").and_then(|info| info.split_once(" title=\"")) else { continue };
+        let text: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+        files.push((title.trim_end_matches('"').to_owned(), text.join("\n") + "\n"));
+    }
+    files
+}
+
+/// The files of a project, relative to its parent, in a stable order.
+fn project_files(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(next) = dirs.pop() {
+        for path in std::fs::read_dir(&next).unwrap().map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let name = path.strip_prefix(dir.parent().unwrap()).unwrap().to_str().unwrap().to_owned();
+                files.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn the_guide_shows_the_files_new_writes() {
+    // As a user outside this repository gets it: the crates by version.
+    let dir = scratch("guide").join("my-firmware");
+    succeeds(&cargo_wasm_embed(dir.parent().unwrap(), &["new", "my-firmware", "--board", "qemu-m4"]));
+    let written = project_files(&dir);
+    let guide_path = repo().join("docs/guide.md");
+    let mut guide = std::fs::read_to_string(&guide_path).unwrap();
+    if std::env::var_os("UPDATE_GUIDE").is_some() {
+        // Rewrites each titled block from what `new` wrote, as golden files are updated.
+        for (path, text) in guide_files(&guide) {
+            if let Some((_, now)) = written.iter().find(|(p, _)| *p == path) {
+                guide = guide.replacen(&format!("title=\"{path}\"\n{text}"), &format!("title=\"{path}\"\n{now}"), 1);
+            }
+        }
+        std::fs::write(&guide_path, &guide).unwrap();
+    }
+    let shown = guide_files(&guide);
+    for (path, text) in &written {
+        if path.ends_with(".gitignore") {
+            continue;
+        }
+        let Some((_, shown)) = shown.iter().find(|(p, _)| p == path) else { panic!("docs/guide.md shows no {path}") };
+        assert_eq!(shown, text, "docs/guide.md shows another {path} than `new` writes (UPDATE_GUIDE=1 rewrites it)");
+    }
+    for (path, _) in &shown {
+        assert!(written.iter().any(|(p, _)| p == path), "docs/guide.md shows {path}, which `new` does not write");
+    }
+    assert!(guide.contains(&format!("prints\n\n```\n{CHECKSUM_OUTPUT}```")), "the guide shows other output than the project prints");
+}
+
+#[test]
+fn every_mistake_is_one_line_and_exit_code_1() {
+    let dir = scratch("mistakes");
+    std::fs::create_dir(dir.join("taken")).unwrap();
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["new", "taken", "--board", "qemu-m4"])),
+        "error: taken exists already; give `new` a directory that does not exist yet"
+    );
+    let unknown = cargo_wasm_embed(&dir, &["new", "fresh", "--board", "esp32"]);
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.starts_with("error: invalid value 'esp32' for '--board <BOARD>'"), "{stderr}");
+    assert!(stderr.contains("[possible values: qemu-m4, qemu-m3, qemu-riscv, nrf52840-dk]"), "{stderr}");
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["new", "fresh", "--board", "qemu-m4", "--wasm-embed-path", "nowhere"])),
+        format!(
+            "error: {} is not a clone of wasm-embed (no wasm-embed/Cargo.toml and wasm-embed-build/Cargo.toml); give \
+             --wasm-embed-path the repository's top directory",
+            dir.join("nowhere").display()
+        )
+    );
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])),
+        "error: . is not a wasm-embed firmware (no Cargo.toml with [package.metadata.wasm-embed]); run add-guest in the \
+         firmware's directory"
+    );
+    std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"app\"\n").unwrap();
+    assert!(error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])).contains("is not a wasm-embed firmware"));
+    std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"app\"\n[package.metadata.wasm-embed]\nguests = []\n")
+        .unwrap();
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "../filter"])),
+        "error: `../filter` is not a guest name; use letters, digits, `-` and `_`, starting with a letter"
+    );
+    std::fs::write(dir.join("text.wasm"), "not wasm").unwrap();
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter", "--wasm", "text.wasm"])),
+        "error: text.wasm is not a .wasm file (no wasm magic); give --wasm a WebAssembly binary"
+    );
+    succeeds(&cargo_wasm_embed(&dir, &["add-guest", "filter"]));
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])),
+        "error: ./guests/filter exists already; choose another guest name"
+    );
+    // Nothing was half-written by the failed attempts.
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("guests = [\"guests/filter\"]"), "{manifest}");
+}
+
+#[test]
+fn every_verb_has_help() {
+    for verb in ["new", "add-guest", "inspect", "keygen", "sign"] {
+        let stdout = succeeds(&cargo_wasm_embed(&repo(), &[verb, "--help"]));
+        assert!(stdout.contains("Usage: cargo wasm-embed"), "{verb}: {stdout}");
+    }
+}
