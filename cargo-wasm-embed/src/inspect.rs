@@ -27,7 +27,8 @@ struct EngineRecord<'a> {
 
 /// Prints what the `.cwasm` in `bytes` holds.
 pub fn cwasm(name: &str, bytes: &[u8]) -> Result<(), String> {
-    let file = object::File::parse(bytes).map_err(|e| format!("{name} is not a .cwasm: its ELF header does not read ({e})"))?;
+    let file = object::File::parse(bytes)
+        .map_err(|e| format!("{name} is not a .cwasm: its ELF header does not read ({e})"))?;
     let section = |wanted: &str| {
         file.section_by_name(wanted)
             .and_then(|s| s.data().ok())

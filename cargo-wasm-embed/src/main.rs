@@ -16,6 +16,10 @@
 //! Errors are one line on stderr; the exit code is 0 on success, 1 on an error, 2 on
 //! bad usage.
 
+// clap makes the verbs' doc comments their --help text, where `<NAME>` is the usage's
+// placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -111,6 +111,9 @@ pub enum Crates {
 impl Crates {
     fn dependency(&self, name: &str, features: &[&str]) -> String {
         let version = env!("CARGO_PKG_VERSION");
+        if matches!(self, Crates::Published) && features.is_empty() {
+            return format!("{version:?}");
+        }
         let mut fields = format!("version = {version:?}");
         if let Crates::Checkout(dir) = self {
             fields += &format!(", path = {:?}", dir.join(name).display().to_string());
@@ -388,7 +391,10 @@ pub fn add_guest(dir: &Path, name: &str, guest: NewGuest) -> Result<(), String> 
         .map_err(|e| format!("cannot write {}: {e}", manifest_path.display()))?;
     let module = name.replace('-', "_");
     let shown = manifest_path.strip_prefix(".").unwrap_or(&manifest_path);
-    println!("added {entry} to {}: the next build makes it `guests::{module}`", shown.display());
+    println!(
+        "added {entry} to {}: the next build makes it `guests::{module}`",
+        shown.display()
+    );
     Ok(())
 }
 
