@@ -55,7 +55,9 @@ fn anchors(text: &str) -> Vec<String> {
 
 /// Every `](target)` of a line.
 fn links(line: &str) -> Vec<&str> {
-    line.match_indices("](").filter_map(|(at, _)| line[at + 2..].split_once(')').map(|(target, _)| target)).collect()
+    line.match_indices("](")
+        .filter_map(|(at, _)| line[at + 2..].split_once(')').map(|(target, _)| target))
+        .collect()
 }
 
 /// Every `code` span of a line.
@@ -66,13 +68,25 @@ fn code_spans(line: &str) -> Vec<&str> {
 /// Whether a code span names a file or directory of this repository: a relative path
 /// with a `/`, not one of the user's project, a build output or a pattern.
 fn names_repository_path(span: &str) -> bool {
-    let user_or_output = ["my-firmware/", "target/", "../shared/", "guests::", "OUT_DIR", "src/", "wit/", "keys/"];
+    let user_or_output = [
+        "my-firmware/",
+        "target/",
+        "../shared/",
+        "guests::",
+        "OUT_DIR",
+        "src/",
+        "wit/",
+        "keys/",
+    ];
     span.contains('/')
         && !span.contains(|c: char| c.is_whitespace() || "<>…*${}:=\"'()|,".contains(c))
         && !span.starts_with('/')
         && !span.starts_with('-')
         && !user_or_output.iter().any(|prefix| span.starts_with(prefix))
-        && span.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '.')
+        && span
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '.')
 }
 
 #[test]
@@ -116,8 +130,24 @@ fn exists_from(path: &str, dirs: &[&Path]) -> bool {
 fn readme_is_a_front_page() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let lines = readme.lines().count();
-    assert!(lines < 250, "README.md has {lines} lines; the long sections belong in docs/");
-    for page in ["guide", "boards", "components", "prebuilt", "updates", "async", "size", "speed", "trust"] {
-        assert!(readme.contains(&format!("(docs/{page}.md)")), "README.md does not link docs/{page}.md");
+    assert!(
+        lines < 250,
+        "README.md has {lines} lines; the long sections belong in docs/"
+    );
+    for page in [
+        "guide",
+        "boards",
+        "components",
+        "prebuilt",
+        "updates",
+        "async",
+        "size",
+        "speed",
+        "trust",
+    ] {
+        assert!(
+            readme.contains(&format!("(docs/{page}.md)")),
+            "README.md does not link docs/{page}.md"
+        );
     }
 }

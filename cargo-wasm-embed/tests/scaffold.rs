@@ -2,15 +2,14 @@
 //! built and run in QEMU with its output and exit code checked, guests added and built
 //! into it, the guide's files equal to what `new` writes, and each mistake one line.
 
+mod common;
+
+use common::{cargo_wasm_embed, error_line};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-fn cargo_wasm_embed(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-wasm-embed")).current_dir(dir).arg("wasm-embed").args(args).output().unwrap()
 }
 
 /// An empty directory of this test's own, to make projects in.
@@ -23,16 +22,12 @@ fn scratch(name: &str) -> PathBuf {
 
 fn succeeds(output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     stdout
-}
-
-/// The one line an error prints, after checking that it is one line and exit code 1.
-fn error_line(output: &Output) -> String {
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    stderr.trim_end().to_owned()
 }
 
 /// `new` for `board`, depending on this checkout by path, as the tests must before the
@@ -41,14 +36,25 @@ fn new_project(name: &str, board: &str, extra: &[&str]) -> PathBuf {
     // Names of their own: the projects share a target directory.
     let dir = scratch(name).join(name);
     let repo = repo();
-    let mut args = vec!["new", dir.to_str().unwrap(), "--board", board, "--wasm-embed-path", repo.to_str().unwrap()];
+    let mut args = vec![
+        "new",
+        dir.to_str().unwrap(),
+        "--board",
+        board,
+        "--wasm-embed-path",
+        repo.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let stdout = succeeds(&cargo_wasm_embed(&repo, &args));
     assert!(stdout.starts_with(&format!("wrote {name} for ")), "{stdout}");
     // The versions of the crates the repository's firmware for the same board uses, so
     // that this build shares its compiled Wasmtime, Cranelift and binaryen (Cargo drops
     // what it does not need).
-    let like = if board == "nrf52840-dk" { "boards/nrf52840-dk" } else { "demo-firmware" };
+    let like = if board == "nrf52840-dk" {
+        "boards/nrf52840-dk"
+    } else {
+        "demo-firmware"
+    };
     std::fs::copy(repo.join(like).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     dir
 }
@@ -80,13 +86,27 @@ fn the_cortex_m4_project_runs_in_qemu_and_takes_a_guest_crate_a_component_and_a_
     let dir = runs_in_qemu("m4-firmware", "qemu-m4", &[]);
     // A guest crate, listed and built: the generated module has its handle.
     let stdout = succeeds(&cargo_wasm_embed(&dir, &["add-guest", "adder"]));
-    assert_eq!(stdout, "added guests/adder to Cargo.toml: the next build makes it `guests::adder`\n");
+    assert_eq!(
+        stdout,
+        "added guests/adder to Cargo.toml: the next build makes it `guests::adder`\n"
+    );
     // A prebuilt file, copied beside it.
     let wasm = dir.parent().unwrap().join("doubler.wasm");
-    std::fs::write(&wasm, wat::parse_str(r#"(module (func (export "double") (param i32) (result i32) local.get 0 i32.const 2 i32.mul))"#).unwrap()).unwrap();
-    succeeds(&cargo_wasm_embed(&dir, &["add-guest", "doubler", "--wasm", wasm.to_str().unwrap()]));
+    std::fs::write(
+        &wasm,
+        wat::parse_str(r#"(module (func (export "double") (param i32) (result i32) local.get 0 i32.const 2 i32.mul))"#)
+            .unwrap(),
+    )
+    .unwrap();
+    succeeds(&cargo_wasm_embed(
+        &dir,
+        &["add-guest", "doubler", "--wasm", wasm.to_str().unwrap()],
+    ));
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-    assert!(manifest.contains(r#"guests = ["guests/checksum", "guests/adder", "guests/doubler.wasm"]"#), "{manifest}");
+    assert!(
+        manifest.contains(r#"guests = ["guests/checksum", "guests/adder", "guests/doubler.wasm"]"#),
+        "{manifest}"
+    );
     // The firmware calls both, as a user would next.
     let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap().replace(
         "    checksum.checksum(9)\n",
@@ -96,7 +116,10 @@ fn the_cortex_m4_project_runs_in_qemu_and_takes_a_guest_crate_a_component_and_a_
     );
     std::fs::write(dir.join("src/main.rs"), main).unwrap();
     let output = cargo(&dir, &["run", "--release"]);
-    assert_eq!(succeeds(&output), "add(2, 3) = 5, double(21) = 42\nguest says: checksum computed\nchecksum = 0x906e\n");
+    assert_eq!(
+        succeeds(&output),
+        "add(2, 3) = 5, double(21) = 42\nguest says: checksum computed\nchecksum = 0x906e\n"
+    );
 }
 
 #[test]
@@ -121,7 +144,10 @@ fn the_component_project_runs_in_qemu_and_takes_a_second_component() {
     );
     std::fs::write(dir.join("src/main.rs"), main).unwrap();
     let output = cargo(&dir, &["run", "--release"]);
-    assert_eq!(succeeds(&output), "add(2, 3) = 5\nguest says: checksum computed\nchecksum = 0x906e\n");
+    assert_eq!(
+        succeeds(&output),
+        "add(2, 3) = 5\nguest says: checksum computed\nchecksum = 0x906e\n"
+    );
 }
 
 #[test]
@@ -130,10 +156,16 @@ fn the_nrf52840_dk_project_builds_for_probe_rs_and_defmt() {
     let dir = new_project("nrf-firmware", "nrf52840-dk", &[]);
     succeeds(&cargo(&dir, &["build", "--release"]));
     let config = std::fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
-    assert!(config.contains(r#"runner = "probe-rs run --chip nRF52840_xxAA""#), "{config}");
+    assert!(
+        config.contains(r#"runner = "probe-rs run --chip nRF52840_xxAA""#),
+        "{config}"
+    );
     assert!(config.contains(r#""-C", "link-arg=-Tdefmt.x","#), "{config}");
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-    assert!(manifest.contains("defmt-rtt = \"1\"") && manifest.contains("panic-probe"), "{manifest}");
+    assert!(
+        manifest.contains("defmt-rtt = \"1\"") && manifest.contains("panic-probe"),
+        "{manifest}"
+    );
 }
 
 /// The guide's files: every fenced block whose info string names one
@@ -142,7 +174,9 @@ fn guide_files(guide: &str) -> Vec<(String, String)> {
     let mut files = Vec::new();
     let mut lines = guide.lines();
     while let Some(line) = lines.next() {
-        let Some((_, title)) = line.strip_prefix("```").and_then(|info| info.split_once(" title=\"")) else { continue };
+        let Some((_, title)) = line.strip_prefix("```").and_then(|info| info.split_once(" title=\"")) else {
+            continue;
+        };
         let text: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
         files.push((title.trim_end_matches('"').to_owned(), text.join("\n") + "\n"));
     }
@@ -158,7 +192,12 @@ fn project_files(dir: &Path) -> Vec<(String, String)> {
             if path.is_dir() {
                 dirs.push(path);
             } else {
-                let name = path.strip_prefix(dir.parent().unwrap()).unwrap().to_str().unwrap().to_owned();
+                let name = path
+                    .strip_prefix(dir.parent().unwrap())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
                 files.push((name, std::fs::read_to_string(&path).unwrap()));
             }
         }
@@ -171,7 +210,10 @@ fn project_files(dir: &Path) -> Vec<(String, String)> {
 fn the_guide_shows_the_files_new_writes() {
     // As a user outside this repository gets it: the crates by version.
     let dir = scratch("guide").join("my-firmware");
-    succeeds(&cargo_wasm_embed(dir.parent().unwrap(), &["new", "my-firmware", "--board", "qemu-m4"]));
+    succeeds(&cargo_wasm_embed(
+        dir.parent().unwrap(),
+        &["new", "my-firmware", "--board", "qemu-m4"],
+    ));
     let written = project_files(&dir);
     let guide_path = repo().join("docs/guide.md");
     let mut guide = std::fs::read_to_string(&guide_path).unwrap();
@@ -179,7 +221,11 @@ fn the_guide_shows_the_files_new_writes() {
         // Rewrites each titled block from what `new` wrote, as golden files are updated.
         for (path, text) in guide_files(&guide) {
             if let Some((_, now)) = written.iter().find(|(p, _)| *p == path) {
-                guide = guide.replacen(&format!("title=\"{path}\"\n{text}"), &format!("title=\"{path}\"\n{now}"), 1);
+                guide = guide.replacen(
+                    &format!("title=\"{path}\"\n{text}"),
+                    &format!("title=\"{path}\"\n{now}"),
+                    1,
+                );
             }
         }
         std::fs::write(&guide_path, &guide).unwrap();
@@ -189,13 +235,24 @@ fn the_guide_shows_the_files_new_writes() {
         if path.ends_with(".gitignore") {
             continue;
         }
-        let Some((_, shown)) = shown.iter().find(|(p, _)| p == path) else { panic!("docs/guide.md shows no {path}") };
-        assert_eq!(shown, text, "docs/guide.md shows another {path} than `new` writes (UPDATE_GUIDE=1 rewrites it)");
+        let Some((_, shown)) = shown.iter().find(|(p, _)| p == path) else {
+            panic!("docs/guide.md shows no {path}")
+        };
+        assert_eq!(
+            shown, text,
+            "docs/guide.md shows another {path} than `new` writes (UPDATE_GUIDE=1 rewrites it)"
+        );
     }
     for (path, _) in &shown {
-        assert!(written.iter().any(|(p, _)| p == path), "docs/guide.md shows {path}, which `new` does not write");
+        assert!(
+            written.iter().any(|(p, _)| p == path),
+            "docs/guide.md shows {path}, which `new` does not write"
+        );
     }
-    assert!(guide.contains(&format!("prints\n\n```\n{CHECKSUM_OUTPUT}```")), "the guide shows other output than the project prints");
+    assert!(
+        guide.contains(&format!("prints\n\n```\n{CHECKSUM_OUTPUT}```")),
+        "the guide shows other output than the project prints"
+    );
 }
 
 #[test]
@@ -209,10 +266,19 @@ fn every_mistake_is_one_line_and_exit_code_1() {
     let unknown = cargo_wasm_embed(&dir, &["new", "fresh", "--board", "esp32"]);
     assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
     let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(stderr.starts_with("error: invalid value 'esp32' for '--board <BOARD>'"), "{stderr}");
-    assert!(stderr.contains("[possible values: qemu-m4, qemu-m3, qemu-riscv, nrf52840-dk]"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: invalid value 'esp32' for '--board <BOARD>'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[possible values: qemu-m4, qemu-m3, qemu-riscv, nrf52840-dk]"),
+        "{stderr}"
+    );
     assert_eq!(
-        error_line(&cargo_wasm_embed(&dir, &["new", "fresh", "--board", "qemu-m4", "--wasm-embed-path", "nowhere"])),
+        error_line(&cargo_wasm_embed(
+            &dir,
+            &["new", "fresh", "--board", "qemu-m4", "--wasm-embed-path", "nowhere"]
+        )),
         format!(
             "error: {} is not a clone of wasm-embed (no wasm-embed/Cargo.toml and wasm-embed-build/Cargo.toml); give \
              --wasm-embed-path the repository's top directory",
@@ -226,8 +292,11 @@ fn every_mistake_is_one_line_and_exit_code_1() {
     );
     std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"app\"\n").unwrap();
     assert!(error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])).contains("is not a wasm-embed firmware"));
-    std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"app\"\n[package.metadata.wasm-embed]\nguests = []\n")
-        .unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"app\"\n[package.metadata.wasm-embed]\nguests = []\n",
+    )
+    .unwrap();
     assert_eq!(
         error_line(&cargo_wasm_embed(&dir, &["add-guest", "../filter"])),
         "error: `../filter` is not a guest name; use letters, digits, `-` and `_`, starting with a letter"
