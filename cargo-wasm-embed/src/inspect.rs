@@ -3,6 +3,7 @@
 //! a 32-bit device can be read on a 64-bit host, where Wasmtime would refuse to load it.
 
 use object::{Object, ObjectSection};
+use wasm_embed::update::WASMTIME_VERSION;
 use wasmtime_environ::component::{ComponentArtifacts, ComponentTypes, InterfaceType, TypeDef};
 use wasmtime_environ::obj::{ELF_WASM_ENGINE, ELF_WASMTIME_INFO};
 use wasmtime_environ::{
@@ -27,26 +28,22 @@ struct EngineRecord<'a> {
 
 /// Prints what the `.cwasm` in `bytes` holds.
 pub fn cwasm(name: &str, bytes: &[u8]) -> Result<(), String> {
-    let file = object::File::parse(bytes)
-        .map_err(|e| format!("{name} is not a .cwasm: its ELF header does not read ({e})"))?;
+    let file = parse(name, bytes)?;
     let section = |wanted: &str| {
         file.section_by_name(wanted)
             .and_then(|s| s.data().ok())
             .ok_or_else(|| format!("{name} is an ELF file but not a Wasmtime .cwasm (no {wanted} section)"))
     };
     let (version, record) = engine_section(section(ELF_WASM_ENGINE)?).ok_or_else(|| {
-        format!("{name}: its {ELF_WASM_ENGINE} section is not in the form Wasmtime 48 writes; inspect it with the cargo-wasm-embed of its Wasmtime version")
+        format!("{name}: its {ELF_WASM_ENGINE} section is not in the form Wasmtime {WASMTIME_VERSION} writes; inspect it with the cargo-wasm-embed of its Wasmtime version")
     })?;
     let record: EngineRecord = postcard::from_bytes(record).map_err(|e| {
-        format!(
-            "{name}: its engine record does not read ({e}); made by Wasmtime {version}, read by {}",
-            WASMTIME
-        )
+        format!("{name}: its engine record does not read ({e}); made by Wasmtime {version}, read by {WASMTIME_VERSION}")
     })?;
     let component = matches!(file.flags(), object::FileFlags::Elf { e_flags, .. } if e_flags & wasmtime_environ::obj::EF_WASMTIME_COMPONENT != 0);
     println!("file:      {name}, {} B", bytes.len());
     println!("kind:      {}", if component { "component" } else { "core module" });
-    // Wasmtime records its major version alone: a .cwasm loads in any 48.x.y.
+    // Wasmtime records its major version alone: a .cwasm loads in any release of it.
     println!("wasmtime:  {version}");
     println!("target:    {}", record.target);
     let t = &record.tunables;
@@ -70,12 +67,7 @@ pub fn cwasm(name: &str, bytes: &[u8]) -> Result<(), String> {
     let features = wasmtime_environ::wasmparser::WasmFeatures::from_bits_truncate(record.features);
     let names: Vec<String> = features.iter_names().map(|(name, _)| name.to_lowercase()).collect();
     println!("features:  {}", names.join(" "));
-    println!("sections:");
-    for section in file.sections() {
-        if section.size() > 0 {
-            println!("  {:<24} {:>8} B", section.name().unwrap_or("?"), section.size());
-        }
-    }
+    print_sections(&file);
     let info = section(ELF_WASMTIME_INFO)?;
     if component {
         let artifacts: ComponentArtifacts =
@@ -89,8 +81,24 @@ pub fn cwasm(name: &str, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The Wasmtime version this tool reads, the one the build precompiles with.
-const WASMTIME: &str = "48.0.8";
+/// Prints the sizes of the sections of the `.cwasm` in `bytes`.
+pub fn sections(name: &str, bytes: &[u8]) -> Result<(), String> {
+    print_sections(&parse(name, bytes)?);
+    Ok(())
+}
+
+fn parse<'a>(name: &str, bytes: &'a [u8]) -> Result<object::File<'a>, String> {
+    object::File::parse(bytes).map_err(|e| format!("{name} is not a .cwasm: its ELF header does not read ({e})"))
+}
+
+fn print_sections(file: &object::File<'_>) {
+    println!("sections:");
+    for section in file.sections() {
+        if section.size() > 0 {
+            println!("  {:<24} {:>8} B", section.name().unwrap_or("?"), section.size());
+        }
+    }
+}
 
 /// The version string and the record after it: a format byte, then a length-prefixed
 /// version.

@@ -14,7 +14,7 @@
 //!   the build wrote, into `<guest>.update`;
 //!
 //! Errors are one line on stderr; the exit code is 0 on success, 1 on an error, 2 on
-//! bad usage.
+//! bad usage (an unknown verb, board or option).
 
 // clap makes the verbs' doc comments their --help text, where `<NAME>` is the usage's
 // placeholder, not HTML.
@@ -26,6 +26,7 @@ use std::process::ExitCode;
 mod inspect;
 mod scaffold;
 
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use scaffold::{Board, Crates, NewGuest};
 use wasm_embed::update::{Package, PublicKey, create_key_files, read_public_key, read_secret_key};
@@ -107,7 +108,17 @@ enum Verb {
 }
 
 fn main() -> ExitCode {
-    let Cargo::WasmEmbed(args) = Cargo::parse();
+    let args = match Cargo::try_parse() {
+        Ok(Cargo::WasmEmbed(args)) => args,
+        // --help, --version, and the help shown when no verb is given.
+        Err(error) if !error.use_stderr() || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            error.exit()
+        }
+        Err(error) => {
+            eprintln!("{}", usage_line(&error.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let result = match args.verb {
         Verb::Keygen { name } => keygen(&name),
         Verb::Sign { key, package, output } => sign(&key, &package, output),
@@ -140,6 +151,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's usage error as one line: its message and the values it suggests, without the
+/// usage and the pointer to --help it adds below them.
+fn usage_line(rendered: &str) -> String {
+    let kept: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .collect();
+    format!("{}; see --help", kept.join(" "))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -226,6 +248,22 @@ fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
     }
     let package = Package::read_unverified(&bytes)
         .map_err(|reason| format!("{} is not a signed wasm-embed update package: {reason}", path.display()))?;
+    // A package that fails its signature is not read any further.
+    let verified_with = match key {
+        Some(key) => {
+            let public: PublicKey =
+                read_public_key(&read_text(key)?).map_err(|e| format!("{}: {e}", key.display()))?;
+            Package::check_signature(&bytes, &public).map_err(|reason| {
+                format!(
+                    "{}: the signature does not verify with {}: {reason}",
+                    path.display(),
+                    key.display()
+                )
+            })?;
+            Some(key)
+        }
+        None => None,
+    };
     let settings = package.settings();
     println!("guest:     {}", package.name());
     println!("version:   {}", package.version());
@@ -253,22 +291,16 @@ fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
         package.cwasm().len(),
         bytes.len() - package.cwasm().len()
     );
+    // Copied: the ELF reader wants its headers aligned, and the package places the
+    // .cwasm at no particular alignment.
+    inspect::sections(&format!("the .cwasm in {}", path.display()), &package.cwasm().to_vec())?;
     println!("interface:");
     for line in package.interface().lines() {
         println!("  {line}");
     }
-    if let Some(key) = key {
-        let public: PublicKey = read_public_key(&read_text(key)?).map_err(|e| format!("{}: {e}", key.display()))?;
-        match Package::check_signature(&bytes, &public) {
-            Ok(()) => println!("signature: verifies with {}", key.display()),
-            Err(reason) => {
-                return Err(format!(
-                    "{}: the signature does not verify with {}: {reason}",
-                    path.display(),
-                    key.display()
-                ));
-            }
-        }
+    match verified_with {
+        Some(key) => println!("signature: verifies with {}", key.display()),
+        None => println!("signature: not checked (give --key <name>.pub)"),
     }
     Ok(())
 }

@@ -322,21 +322,19 @@ pub enum NewGuest {
     Prebuilt(PathBuf),
 }
 
-/// `cargo wasm-embed add-guest`: a guest in `guests/` of the firmware in `dir`, listed
-/// in its manifest.
+/// `cargo wasm-embed add-guest`: a guest in `guests/` of the firmware in `dir` (the
+/// current directory, which messages name it as), listed in its manifest.
 pub fn add_guest(dir: &Path, name: &str, guest: NewGuest) -> Result<(), String> {
     let manifest_path = dir.join("Cargo.toml");
     let not_firmware = || {
-        format!(
-            "{} is not a wasm-embed firmware (no Cargo.toml with [package.metadata.wasm-embed]); run add-guest in \
-             the firmware's directory",
-            dir.display()
-        )
+        "the current directory is not a wasm-embed firmware (no Cargo.toml with [package.metadata.wasm-embed]); \
+         run add-guest in the firmware's directory"
+            .to_owned()
     };
     let text = std::fs::read_to_string(&manifest_path).map_err(|_| not_firmware())?;
     let mut manifest: DocumentMut = text
         .parse()
-        .map_err(|e: toml_edit::TomlError| format!("{}: {}", manifest_path.display(), e.message()))?;
+        .map_err(|e: toml_edit::TomlError| format!("Cargo.toml: {}", e.message()))?;
     let Some(metadata) = manifest
         .get_mut("package")
         .and_then(|p| p.get_mut("metadata"))
@@ -350,26 +348,32 @@ pub fn add_guest(dir: &Path, name: &str, guest: NewGuest) -> Result<(), String> 
             "`{name}` is not a guest name; use letters, digits, `-` and `_`, starting with a letter"
         ));
     }
+    if matches!(guest, NewGuest::Component) && !is_wit_name(name) {
+        return Err(format!(
+            "`{name}` cannot name a component guest: it names its WIT world, which takes lowercase words joined by \
+             `-`, such as `{}`",
+            name.to_lowercase().replace('_', "-")
+        ));
+    }
     let entry = match guest {
         NewGuest::Prebuilt(_) => format!("guests/{name}.wasm"),
         _ => format!("guests/{name}"),
     };
     if dir.join(&entry).exists() {
-        return Err(format!(
-            "{} exists already; choose another guest name",
-            dir.join(&entry).display()
-        ));
+        return Err(format!("{entry} exists already; choose another guest name"));
     }
     let guests = metadata
         .entry("guests")
         .or_insert(Item::Value(Value::Array(Array::new())));
     let Some(list) = guests.as_array_mut() else {
-        return Err(format!(
-            "{}: `guests` in [package.metadata.wasm-embed] is not a list",
-            manifest_path.display()
-        ));
+        return Err("Cargo.toml: `guests` in [package.metadata.wasm-embed] is not a list".to_owned());
     };
+    let module = module_name(&entry);
+    if let Some(taken) = list.iter().filter_map(|e| e.as_str()).find(|e| module_name(e) == module) {
+        return Err(format!("{taken} is `guests::{module}` already; choose another guest name"));
+    }
     list.push(entry.as_str());
+    let component = matches!(guest, NewGuest::Component);
     match guest {
         NewGuest::Crate => write_guest(&dir.join(&entry), name, GuestKind::Plain)?,
         NewGuest::Component => {
@@ -387,15 +391,31 @@ pub fn add_guest(dir: &Path, name: &str, guest: NewGuest) -> Result<(), String> 
             write_files(dir, &[(entry.as_str(), bytes)])?;
         }
     }
-    std::fs::write(&manifest_path, manifest.to_string())
-        .map_err(|e| format!("cannot write {}: {e}", manifest_path.display()))?;
-    let module = name.replace('-', "_");
-    let shown = manifest_path.strip_prefix(".").unwrap_or(&manifest_path);
-    println!(
-        "added {entry} to {}: the next build makes it `guests::{module}`",
-        shown.display()
-    );
+    std::fs::write(&manifest_path, manifest.to_string()).map_err(|e| format!("cannot write Cargo.toml: {e}"))?;
+    println!("added {entry} to Cargo.toml: the next build makes it `guests::{module}`");
+    let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap_or_default();
+    if component && !main.contains("extern crate alloc") {
+        println!(
+            "note: a component's bindings pass strings and lists as `alloc`'s String and Vec: add `extern crate \
+             alloc;` to src/main.rs to name them"
+        );
+    }
     Ok(())
+}
+
+/// The module a guest list entry becomes: its file or directory name, in Rust's words.
+fn module_name(entry: &str) -> String {
+    let file = entry.rsplit('/').next().unwrap_or(entry);
+    file.strip_suffix(".wasm").unwrap_or(file).replace('-', "_")
+}
+
+/// Whether `name` can name a WIT world: lowercase words, each starting with a letter,
+/// joined by `-`.
+fn is_wit_name(name: &str) -> bool {
+    name.split('-').all(|word| {
+        word.starts_with(|c: char| c.is_ascii_lowercase())
+            && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
 }
 
 /// Turns on the `component-model` feature of both crates, which component guests need.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cargo_wasm_embed, error_line};
+use common::{cargo_wasm_embed, error_line, usage_error_line};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -102,23 +102,35 @@ fn the_cortex_m4_project_runs_in_qemu_and_takes_a_guest_crate_a_component_and_a_
         &dir,
         &["add-guest", "doubler", "--wasm", wasm.to_str().unwrap()],
     ));
+    // A component, into a firmware of core modules: both crates get the feature it needs.
+    assert_eq!(
+        succeeds(&cargo_wasm_embed(&dir, &["add-guest", "summer", "--component"])),
+        "added guests/summer to Cargo.toml: the next build makes it `guests::summer`\nnote: a component's bindings \
+         pass strings and lists as `alloc`'s String and Vec: add `extern crate alloc;` to src/main.rs to name them\n"
+    );
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     assert!(
-        manifest.contains(r#"guests = ["guests/checksum", "guests/adder", "guests/doubler.wasm"]"#),
+        manifest.contains(
+            r#"guests = ["guests/checksum", "guests/adder", "guests/doubler.wasm", "guests/summer"]"#
+        ),
         "{manifest}"
     );
-    // The firmware calls both, as a user would next.
+    assert_eq!(manifest.matches(r#""component-model""#).count(), 2, "{manifest}");
+    // The firmware calls them, as a user would next.
     let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap().replace(
         "    checksum.checksum(9)\n",
         "    let sum = guests::adder::Adder::new(&guests::adder::GUEST.load(&engine)?, ())?.add(2, 3)?;\n    \
          let double = guests::doubler::Doubler::new(&guests::doubler::GUEST.load(&engine)?, ())?.double(21)?;\n    \
-         println!(\"add(2, 3) = {sum}, double(21) = {double}\");\n    checksum.checksum(9)\n",
+         let mut summer = guests::summer::Summer::new(&guests::summer::GUEST.load_component(&engine)?, ())?;\n    \
+         let total = summer.call(\"add\", |world, store| world.call_add(store, 4, 5))?;\n    \
+         println!(\"add(2, 3) = {sum}, double(21) = {double}, summer's add(4, 5) = {total}\");\n    \
+         checksum.checksum(9)\n",
     );
     std::fs::write(dir.join("src/main.rs"), main).unwrap();
     let output = cargo(&dir, &["run", "--release"]);
     assert_eq!(
         succeeds(&output),
-        "add(2, 3) = 5, double(21) = 42\nguest says: checksum computed\nchecksum = 0x906e\n"
+        "add(2, 3) = 5, double(21) = 42, summer's add(4, 5) = 9\nguest says: checksum computed\nchecksum = 0x906e\n"
     );
 }
 
@@ -148,6 +160,31 @@ fn the_component_project_runs_in_qemu_and_takes_a_second_component() {
         succeeds(&output),
         "add(2, 3) = 5\nguest says: checksum computed\nchecksum = 0x906e\n"
     );
+    // What the build wrote for the component, shown with its WIT types.
+    let cwasm = newest_output("component-firmware", "checksum.cwasm");
+    let shown = succeeds(&cargo_wasm_embed(&dir, &["inspect", cwasm.to_str().unwrap()]));
+    for line in [
+        "kind:      component",
+        "target:    pulley32-unknown-unknown-elf",
+        "  log: func(message: string)",
+        "  checksum: func(data: list<u8>) -> u32",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "`{line}` missing from:\n{shown}");
+    }
+}
+
+/// The newest `file` the build script of `package` wrote into its OUT_DIR.
+fn newest_output(package: &str, file: &str) -> PathBuf {
+    let build = repo().join("demo-firmware/target/thumbv7em-none-eabihf/release/build");
+    std::fs::read_dir(&build)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("out").join(file))
+        .filter(|path| {
+            let build_dir = path.parent().unwrap().parent().unwrap().file_name().unwrap();
+            path.is_file() && build_dir.to_str().unwrap().starts_with(&format!("{package}-"))
+        })
+        .max_by_key(|path| std::fs::metadata(path).unwrap().modified().unwrap())
+        .unwrap_or_else(|| panic!("no {file} in {}", build.display()))
 }
 
 #[test]
@@ -263,16 +300,10 @@ fn every_mistake_is_one_line_and_exit_code_1() {
         error_line(&cargo_wasm_embed(&dir, &["new", "taken", "--board", "qemu-m4"])),
         "error: taken exists already; give `new` a directory that does not exist yet"
     );
-    let unknown = cargo_wasm_embed(&dir, &["new", "fresh", "--board", "esp32"]);
-    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
-    let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(
-        stderr.starts_with("error: invalid value 'esp32' for '--board <BOARD>'"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("[possible values: qemu-m4, qemu-m3, qemu-riscv, nrf52840-dk]"),
-        "{stderr}"
+    assert_eq!(
+        usage_error_line(&cargo_wasm_embed(&dir, &["new", "fresh", "--board", "esp32"])),
+        "error: invalid value 'esp32' for '--board <BOARD>' [possible values: qemu-m4, qemu-m3, qemu-riscv, \
+         nrf52840-dk]; see --help"
     );
     assert_eq!(
         error_line(&cargo_wasm_embed(
@@ -287,8 +318,8 @@ fn every_mistake_is_one_line_and_exit_code_1() {
     );
     assert_eq!(
         error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])),
-        "error: . is not a wasm-embed firmware (no Cargo.toml with [package.metadata.wasm-embed]); run add-guest in the \
-         firmware's directory"
+        "error: the current directory is not a wasm-embed firmware (no Cargo.toml with [package.metadata.wasm-embed]); \
+         run add-guest in the firmware's directory"
     );
     std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"app\"\n").unwrap();
     assert!(error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])).contains("is not a wasm-embed firmware"));
@@ -309,7 +340,19 @@ fn every_mistake_is_one_line_and_exit_code_1() {
     succeeds(&cargo_wasm_embed(&dir, &["add-guest", "filter"]));
     assert_eq!(
         error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])),
-        "error: ./guests/filter exists already; choose another guest name"
+        "error: guests/filter exists already; choose another guest name"
+    );
+    // Another kind of guest that would become the same module.
+    let wasm = wat::parse_str("(module)").unwrap();
+    std::fs::write(dir.join("empty.wasm"), wasm).unwrap();
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter", "--wasm", "empty.wasm"])),
+        "error: guests/filter is `guests::filter` already; choose another guest name"
+    );
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "my_filter", "--component"])),
+        "error: `my_filter` cannot name a component guest: it names its WIT world, which takes lowercase words \
+         joined by `-`, such as `my-filter`"
     );
     // Nothing was half-written by the failed attempts.
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();

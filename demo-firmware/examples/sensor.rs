@@ -20,10 +20,10 @@ use guests::sensor_filter::SensorFilter;
 use guests::sensor_filter::wit::{FilterImports, Reading, Summary};
 
 /// The firmware's side of the world: a calibration table, samples buffered since the
-/// last reading, and how many summaries the guest published.
+/// last reading, and the summaries the guest published.
 #[derive(Default)]
 struct Firmware {
-    published: u32,
+    published: Vec<Summary>,
 }
 
 impl FilterImports for Firmware {
@@ -39,8 +39,8 @@ impl FilterImports for Firmware {
         if sensor == "inlet" { vec![40, 250, 44] } else { Vec::new() }
     }
 
-    fn publish(&mut self, _summary: Summary) -> Result<(), String> {
-        self.published += 1;
+    fn publish(&mut self, summary: Summary) -> Result<(), String> {
+        self.published.push(summary);
         Ok(())
     }
 }
@@ -68,7 +68,7 @@ fn run() -> Result<(), wasm_embed::Error> {
 
     filter_and_print(&mut filter, "inlet", &[10, 20, 201, 30])?;
     filter_and_print(&mut filter, "attic", &[1])?;
-    hprintln!("summaries published: {}", filter.host().published);
+    hprintln!("summaries published: {}", filter.host().published.len());
 
     // A trap ends this instance's life, not the firmware's.
     match filter.call("fault", |world, store| world.call_fault(store, 1)) {
@@ -84,13 +84,19 @@ fn run() -> Result<(), wasm_embed::Error> {
 fn filter_and_print(filter: &mut SensorFilter<Firmware>, sensor: &str, samples: &[u8]) -> Result<(), wasm_embed::Error> {
     let reading = Reading { sensor: sensor.into(), samples: samples.to_vec() };
     match filter.call("filter", |world, store| world.call_filter(store, &reading))? {
-        Ok(summary) => hprintln!(
-            "filter({sensor}, {}) = kept {}, mean {}, peak {}",
-            List(samples),
-            List(&summary.kept),
-            summary.mean,
-            summary.peak
-        ),
+        Ok(summary) => {
+            hprintln!(
+                "filter({sensor}, {}) = kept {}, mean {}, peak {}",
+                List(samples),
+                List(&summary.kept),
+                summary.mean,
+                summary.peak
+            );
+            // The generated records compare with `==`.
+            if filter.host().published.last() != Some(&summary) {
+                hprintln!("the guest returned another summary than it published");
+            }
+        }
         Err(why) => hprintln!("filter({sensor}, {}) = error: {why}", List(samples)),
     }
     Ok(())

@@ -824,7 +824,7 @@ fn print_components(base: &Measurement, components: &[(&str, &str, Measurement)]
     for (label, _, m) in components {
         let met = |ok: bool| if ok { "met" } else { "MISSED" };
         println!(
-            "\n{label}: flash {} B, target ≤ {} B (Wasmtime's figure in the original comparison): {}; \
+            "\n{label}: flash {} B, target ≤ {} B (Wasmtime's figure in the Ariel OS comparison): {}; \
              peak heap {} B, target ≤ 16,384 B: {}.",
             group(m.flash),
             group(COMPARISON[1].1[3]),

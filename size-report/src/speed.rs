@@ -285,7 +285,7 @@ fn riscv_coremark(coremark: &Path) -> Result<(f64, Result<f64, String>), String>
     let example = variant.example("coremark");
     let built = cargo(&variant.dir, &["build", "--release", "--features", "coremark", "--example", &example, "--target", RISCV])?;
     let executable = built.executables.last().ok_or("cargo built no RISC-V CoreMark firmware")?;
-    // wasmi fails on this core (see README) after Pulley's score is printed: the run
+    // wasmi fails on this core (see docs/speed.md) after Pulley's score is printed: the run
     // then exits with failure, and Pulley's score still counts.
     let (_, stdout) = run_qemu(QEMU_RISCV, executable)?;
     let wasmi = score(&stdout, "wasmi").map_err(|_| {

@@ -14,7 +14,7 @@ use crate::{Error, Output};
 const PAGE: u32 = 64 * 1024;
 
 /// Bytes of the add example's guest built by each kind of toolchain, measured with this
-/// library (README), for the warning a stable build prints.
+/// library (docs/guide.md), for the warning a stable build prints.
 const NIGHTLY_ADD_WASM: usize = 102;
 const STABLE_ADD_WASM: usize = 141;
 
@@ -155,7 +155,7 @@ impl Builder {
     /// control after every `fuel` units of fuel, and go on at the next poll: a time slice
     /// for other tasks. A call still ends in "out of fuel" at [`Builder::fuel`], which this
     /// needs. The smaller, the more often other tasks run, and the more of the guest's
-    /// time goes to switching stacks (README's async section gives the cost). Off by
+    /// time goes to switching stacks (docs/async.md in the repository gives the cost). Off by
     /// default: an async call then gives control back only where an import awaits. Needs
     /// the `async` feature.
     #[cfg(feature = "async")]

@@ -281,10 +281,14 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedFeature { guest, message } => {
                 write!(f, "guest `{guest}` uses a WebAssembly feature the firmware's engine does not enable: {message}; ")?;
-                if let Some(flag) = enabling_flag(message) {
+                match enabling_flag(message) {
                     // A flag that turns a feature on wins over -mcpu=mvp, so naming the
                     // target alone would not fix it.
-                    write!(f, "it was compiled with that feature on ({flag}): drop the flag, and ")?;
+                    Some((flag, false)) => write!(f, "it was compiled with that feature on ({flag}): drop the flag, and ")?,
+                    Some((flag, true)) => {
+                        write!(f, "the toolchains' default wasm32 CPU turns it on, and so does a flag ({flag}): ")?
+                    }
+                    None => {}
                 }
                 write!(f, "build it for WebAssembly 1.0 with mutable globals (Rust: wasm32v1-none; clang: -mcpu=mvp)")
             }
@@ -398,18 +402,24 @@ pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Err
     move |source| Error::Io { path, source }
 }
 
-/// The compiler flags that turn on the feature Wasmtime's validator names in `message`.
-fn enabling_flag(message: &str) -> Option<&'static str> {
+/// The compiler flags that turn on the feature Wasmtime's validator names in `message`,
+/// and whether clang's and Rust's default wasm32 CPU has it on without any flag.
+fn enabling_flag(message: &str) -> Option<(&'static str, bool)> {
     let message = message.to_lowercase();
     let flags = [
-        ("simd", "clang: -msimd128; Rust: -C target-feature=+simd128"),
-        ("sign extension", "clang: -msign-ext; Rust: -C target-feature=+sign-ext"),
-        ("saturating float", "clang: -mnontrapping-fptoint; Rust: -C target-feature=+nontrapping-fptoint"),
-        ("bulk memory", "clang: -mbulk-memory; Rust: -C target-feature=+bulk-memory"),
-        ("multi-value", "clang: -mmultivalue; Rust: -C target-feature=+multivalue"),
-        ("reference types", "clang: -mreference-types; Rust: -C target-feature=+reference-types"),
-        ("tail calls", "clang: -mtail-call; Rust: -C target-feature=+tail-call"),
-        ("threads", "clang: -matomics; Rust: -C target-feature=+atomics"),
+        // Before "simd", which it contains.
+        ("relaxed simd", "clang: -mrelaxed-simd; Rust: -C target-feature=+relaxed-simd", false),
+        ("simd", "clang: -msimd128; Rust: -C target-feature=+simd128", false),
+        ("sign extension", "clang: -msign-ext; Rust: -C target-feature=+sign-ext", true),
+        ("saturating float", "clang: -mnontrapping-fptoint; Rust: -C target-feature=+nontrapping-fptoint", true),
+        ("bulk memory", "clang: -mbulk-memory; Rust: -C target-feature=+bulk-memory", true),
+        ("multi-value", "clang: -mmultivalue; Rust: -C target-feature=+multivalue", true),
+        ("reference types", "clang: -mreference-types; Rust: -C target-feature=+reference-types", true),
+        ("tail calls", "clang: -mtail-call; Rust: -C target-feature=+tail-call", false),
+        ("threads", "clang: -matomics; Rust: -C target-feature=+atomics", false),
     ];
-    flags.into_iter().find(|(feature, _)| message.contains(feature)).map(|(_, flag)| flag)
+    flags
+        .into_iter()
+        .find(|(feature, _, _)| message.contains(feature))
+        .map(|(_, flag, by_default)| (flag, by_default))
 }
