@@ -28,7 +28,7 @@ struct EngineRecord<'a> {
 
 /// Prints what the `.cwasm` in `bytes` holds.
 pub fn cwasm(name: &str, bytes: &[u8]) -> Result<(), String> {
-    let file = parse(name, bytes)?;
+    let file = parse(bytes).map_err(|e| format!("{name} is not a .cwasm: its ELF header does not read ({e})"))?;
     let section = |wanted: &str| {
         file.section_by_name(wanted)
             .and_then(|s| s.data().ok())
@@ -81,17 +81,13 @@ pub fn cwasm(name: &str, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Prints the sizes of the sections of the `.cwasm` in `bytes`.
-pub fn sections(name: &str, bytes: &[u8]) -> Result<(), String> {
-    print_sections(&parse(name, bytes)?);
-    Ok(())
+/// The `.cwasm` in `bytes`, as an ELF file, or why it does not read as one.
+pub fn parse(bytes: &[u8]) -> Result<object::File<'_>, object::Error> {
+    object::File::parse(bytes)
 }
 
-fn parse<'a>(name: &str, bytes: &'a [u8]) -> Result<object::File<'a>, String> {
-    object::File::parse(bytes).map_err(|e| format!("{name} is not a .cwasm: its ELF header does not read ({e})"))
-}
-
-fn print_sections(file: &object::File<'_>) {
+/// Prints the sizes of a `.cwasm`'s sections.
+pub fn print_sections(file: &object::File<'_>) {
     println!("sections:");
     for section in file.sections() {
         if section.size() > 0 {

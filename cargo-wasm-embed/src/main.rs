@@ -264,6 +264,10 @@ fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
         }
         None => None,
     };
+    // Read before anything is printed, so that a package it fails for prints only the error.
+    let cwasm = inspect::parse(package.cwasm()).map_err(|e| {
+        format!("{}: the .cwasm it carries does not read as an ELF file ({e})", path.display())
+    })?;
     let settings = package.settings();
     println!("guest:     {}", package.name());
     println!("version:   {}", package.version());
@@ -291,9 +295,7 @@ fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
         package.cwasm().len(),
         bytes.len() - package.cwasm().len()
     );
-    // Copied: the ELF reader wants its headers aligned, and the package places the
-    // .cwasm at no particular alignment.
-    inspect::sections(&format!("the .cwasm in {}", path.display()), &package.cwasm().to_vec())?;
+    inspect::print_sections(&cwasm);
     println!("interface:");
     for line in package.interface().lines() {
         println!("  {line}");

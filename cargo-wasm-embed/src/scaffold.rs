@@ -343,16 +343,23 @@ pub fn add_guest(dir: &Path, name: &str, guest: NewGuest) -> Result<(), String> 
     else {
         return Err(not_firmware());
     };
-    if package_name(Path::new(name)).is_err() || name.contains(['/', '\\']) {
+    // The name becomes a Rust module, `guests::<name>`, as the build names it.
+    let is_module_name = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !is_module_name {
         return Err(format!(
-            "`{name}` is not a guest name; use letters, digits, `-` and `_`, starting with a letter"
+            "`{name}` is not a guest name; use lowercase letters, digits, `-` and `_`, starting with a letter"
         ));
     }
+    if RUST_KEYWORDS.contains(&name) {
+        return Err(format!("`{name}` is a Rust keyword, which cannot name a guest's module; choose another name"));
+    }
     if matches!(guest, NewGuest::Component) && !is_wit_name(name) {
+        let suggestion = name.replace('_', "-");
+        let example = if is_wit_name(&suggestion) { suggestion.as_str() } else { "my-filter" };
         return Err(format!(
             "`{name}` cannot name a component guest: it names its WIT world, which takes lowercase words joined by \
-             `-`, such as `{}`",
-            name.to_lowercase().replace('_', "-")
+             `-`, each starting with a letter, and no WIT keyword; such as `{example}`"
         ));
     }
     let entry = match guest {
@@ -403,20 +410,39 @@ pub fn add_guest(dir: &Path, name: &str, guest: NewGuest) -> Result<(), String> 
     Ok(())
 }
 
-/// The module a guest list entry becomes: its file or directory name, in Rust's words.
+/// The module a guest list entry becomes: its file or directory name, lower case, with
+/// `_` for each character a Rust name cannot hold (the build's rule for a prebuilt file;
+/// a crate's is its package name, which is the directory's for the guests this writes).
 fn module_name(entry: &str) -> String {
     let file = entry.rsplit('/').next().unwrap_or(entry);
-    file.strip_suffix(".wasm").unwrap_or(file).replace('-', "_")
+    let stem = file.strip_suffix(".wasm").unwrap_or(file);
+    stem.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_")
 }
 
 /// Whether `name` can name a WIT world: lowercase words, each starting with a letter,
-/// joined by `-`.
+/// joined by `-`, and not one of WIT's keywords.
 fn is_wit_name(name: &str) -> bool {
     name.split('-').all(|word| {
         word.starts_with(|c: char| c.is_ascii_lowercase())
             && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    })
+    }) && !WIT_KEYWORDS.contains(&name)
 }
+
+/// Rust's keywords, strict and reserved: a module cannot take one as its name.
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else",
+    "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod",
+    "move", "mut", "override", "priv", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true",
+    "try", "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// WIT's keywords, which a world cannot take as its name without a `%`.
+const WIT_KEYWORDS: &[&str] = &[
+    "as", "async", "bool", "borrow", "char", "constructor", "enum", "error-context", "export", "f32", "f64", "flags",
+    "float32", "float64", "func", "future", "import", "include", "interface", "list", "option", "own", "package",
+    "record", "resource", "result", "s16", "s32", "s64", "s8", "static", "stream", "string", "tuple", "type", "u16",
+    "u32", "u64", "u8", "use", "variant", "with", "world",
+];
 
 /// Turns on the `component-model` feature of both crates, which component guests need.
 fn enable_components(manifest: &mut DocumentMut) {

@@ -121,6 +121,11 @@ fn every_mistake_is_one_line_and_exit_code_1() {
         error_line(&cargo_wasm_embed(&dir, &["inspect", "add.update", "--key", "b.pub"])),
         "error: add.update: the signature does not verify with b.pub: it was signed with another key"
     );
+    let line = error_line(&cargo_wasm_embed(&dir, &["inspect", "add.update"]));
+    assert!(
+        line.starts_with("error: add.update: the .cwasm it carries does not read as an ELF file ("),
+        "{line}"
+    );
     let mut tampered = std::fs::read(dir.join("add.update")).unwrap();
     let middle = tampered.len() / 2;
     tampered[middle] ^= 1;

@@ -147,7 +147,11 @@ fn the_risc_v_project_runs_in_qemu() {
 #[test]
 fn the_component_project_runs_in_qemu_and_takes_a_second_component() {
     let dir = runs_in_qemu("component-firmware", "qemu-m4", &["--component"]);
-    succeeds(&cargo_wasm_embed(&dir, &["add-guest", "adder", "--component"]));
+    // Its main.rs has `extern crate alloc` already: no note.
+    assert_eq!(
+        succeeds(&cargo_wasm_embed(&dir, &["add-guest", "adder", "--component"])),
+        "added guests/adder to Cargo.toml: the next build makes it `guests::adder`\n"
+    );
     let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap().replace(
         "    // The first argument",
         "    let mut adder = guests::adder::Adder::new(&guests::adder::GUEST.load_component(&engine)?, ())?;\n    \
@@ -330,7 +334,7 @@ fn every_mistake_is_one_line_and_exit_code_1() {
     .unwrap();
     assert_eq!(
         error_line(&cargo_wasm_embed(&dir, &["add-guest", "../filter"])),
-        "error: `../filter` is not a guest name; use letters, digits, `-` and `_`, starting with a letter"
+        "error: `../filter` is not a guest name; use lowercase letters, digits, `-` and `_`, starting with a letter"
     );
     std::fs::write(dir.join("text.wasm"), "not wasm").unwrap();
     assert_eq!(
@@ -352,7 +356,19 @@ fn every_mistake_is_one_line_and_exit_code_1() {
     assert_eq!(
         error_line(&cargo_wasm_embed(&dir, &["add-guest", "my_filter", "--component"])),
         "error: `my_filter` cannot name a component guest: it names its WIT world, which takes lowercase words \
-         joined by `-`, such as `my-filter`"
+         joined by `-`, each starting with a letter, and no WIT keyword; such as `my-filter`"
+    );
+    assert!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "list", "--component"]))
+            .ends_with("and no WIT keyword; such as `my-filter`")
+    );
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "type"])),
+        "error: `type` is a Rust keyword, which cannot name a guest's module; choose another name"
+    );
+    assert_eq!(
+        error_line(&cargo_wasm_embed(&dir, &["add-guest", "Filter"])),
+        "error: `Filter` is not a guest name; use lowercase letters, digits, `-` and `_`, starting with a letter"
     );
     // Nothing was half-written by the failed attempts.
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
@@ -365,4 +381,10 @@ fn every_verb_has_help() {
         let stdout = succeeds(&cargo_wasm_embed(&repo(), &[verb, "--help"]));
         assert!(stdout.contains("Usage: cargo wasm-embed"), "{verb}: {stdout}");
     }
+    let version = succeeds(&cargo_wasm_embed(&repo(), &["--version"]));
+    assert_eq!(version, format!("cargo-wasm-embed {}\n", env!("CARGO_PKG_VERSION")));
+    // No verb: the help, on stderr, as a usage error.
+    let bare = cargo_wasm_embed(&repo(), &[]);
+    assert_eq!(bare.status.code(), Some(2), "{bare:?}");
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("Commands:"), "{bare:?}");
 }

@@ -286,7 +286,7 @@ impl fmt::Display for Error {
                     // target alone would not fix it.
                     Some((flag, false)) => write!(f, "it was compiled with that feature on ({flag}): drop the flag, and ")?,
                     Some((flag, true)) => {
-                        write!(f, "the toolchains' default wasm32 CPU turns it on, and so does a flag ({flag}): ")?
+                        write!(f, "the toolchains' default wasm32 CPU turns it on, and so does a flag ({flag}): drop the flag if it was given, and ")?
                     }
                     None => {}
                 }
@@ -407,8 +407,6 @@ pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Err
 fn enabling_flag(message: &str) -> Option<(&'static str, bool)> {
     let message = message.to_lowercase();
     let flags = [
-        // Before "simd", which it contains.
-        ("relaxed simd", "clang: -mrelaxed-simd; Rust: -C target-feature=+relaxed-simd", false),
         ("simd", "clang: -msimd128; Rust: -C target-feature=+simd128", false),
         ("sign extension", "clang: -msign-ext; Rust: -C target-feature=+sign-ext", true),
         ("saturating float", "clang: -mnontrapping-fptoint; Rust: -C target-feature=+nontrapping-fptoint", true),

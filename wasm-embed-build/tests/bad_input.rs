@@ -38,7 +38,7 @@ fn invalid_wasm_and_each_unsupported_feature_is_a_build_error_naming_the_guest_a
             "tail_calls" => Some("(clang: -mtail-call; Rust: -C target-feature=+tail-call): drop the flag, and build"),
             "sign_extension" => Some(
                 "the toolchains' default wasm32 CPU turns it on, and so does a flag (clang: -msign-ext; Rust: -C \
-                 target-feature=+sign-ext): build",
+                 target-feature=+sign-ext): drop the flag if it was given, and build",
             ),
             "bulk_memory" => Some("and so does a flag (clang: -mbulk-memory; Rust: -C target-feature=+bulk-memory)"),
             "invalid" | "memory64" | "custom_pages" => None,

@@ -14,9 +14,11 @@ pub fn cargo_wasm_embed(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The one line an error prints, after checking that it is one line and exit code 1.
+/// The one line an error prints, after checking that it is one line, exit code 1, and
+/// that nothing was printed before it.
 pub fn error_line(output: &Output) -> String {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
     let stderr = String::from_utf8(output.stderr.clone()).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     stderr.trim_end().to_owned()
