@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use toml_edit::{Array, DocumentMut, Item, Value};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Value};
 
 /// A board the scaffold knows: its target, its runtime crates and how it prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -109,20 +109,22 @@ pub enum Crates {
 }
 
 impl Crates {
+    /// The manifest value that depends on crate `name` with `features`.
     fn dependency(&self, name: &str, features: &[&str]) -> String {
         let version = env!("CARGO_PKG_VERSION");
         if matches!(self, Crates::Published) && features.is_empty() {
-            return format!("{version:?}");
+            return Value::from(version).to_string();
         }
-        let mut fields = format!("version = {version:?}");
+        let mut table = InlineTable::new();
+        table.insert("version", version.into());
         if let Crates::Checkout(dir) = self {
-            fields += &format!(", path = {:?}", dir.join(name).display().to_string());
+            table.insert("path", dir.join(name).display().to_string().into());
         }
         if !features.is_empty() {
-            let list: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
-            fields += &format!(", features = [{}]", list.join(", "));
+            table.insert("features", Value::Array(features.iter().copied().collect()));
         }
-        format!("{{ {fields} }}")
+        table.fmt();
+        table.to_string()
     }
 }
 
@@ -202,118 +204,36 @@ enum GuestKind {
 }
 
 fn write_guest(dir: &Path, name: &str, kind: GuestKind) -> Result<(), String> {
-    let (manifest, lib) = match kind {
+    let (manifest, lib, world) = match kind {
         GuestKind::Checksum => (
-            include_str!("../templates/guest/Cargo.toml.in").to_owned(),
-            include_str!("../templates/guest/lib.rs").to_owned(),
+            include_str!("../templates/guest/Cargo.toml.in"),
+            include_str!("../templates/guest/lib.rs"),
+            None,
         ),
         GuestKind::Component => (
-            include_str!("../templates/guest-component/Cargo.toml.in").to_owned(),
-            include_str!("../templates/guest-component/lib.rs").to_owned(),
+            include_str!("../templates/guest-component/Cargo.toml.in"),
+            include_str!("../templates/guest-component/lib.rs"),
+            Some(include_str!("../templates/guest-component/world.wit")),
         ),
-        GuestKind::Plain => (PLAIN_GUEST_MANIFEST.to_owned(), PLAIN_GUEST.to_owned()),
+        GuestKind::Plain => (
+            include_str!("../templates/added-guest/Cargo.toml.in"),
+            include_str!("../templates/added-guest/lib.rs"),
+            None,
+        ),
         GuestKind::PlainComponent => (
-            PLAIN_COMPONENT_MANIFEST.to_owned(),
-            PLAIN_COMPONENT.replace("{world}", name),
+            include_str!("../templates/added-component/Cargo.toml.in"),
+            include_str!("../templates/added-component/lib.rs"),
+            Some(include_str!("../templates/added-component/world.wit")),
         ),
     };
-    let mut files = vec![("Cargo.toml", manifest.replace("{guest}", name)), ("src/lib.rs", lib)];
-    match kind {
-        GuestKind::Component => files.push((
-            "wit/world.wit",
-            include_str!("../templates/guest-component/world.wit").to_owned(),
-        )),
-        GuestKind::PlainComponent => files.push(("wit/world.wit", PLAIN_WORLD.replace("{world}", name))),
-        _ => {}
+    // A component's world is named after the guest.
+    let fill = |template: &str| template.replace("{guest}", name);
+    let mut files = vec![("Cargo.toml", fill(manifest)), ("src/lib.rs", fill(lib))];
+    if let Some(world) = world {
+        files.push(("wit/world.wit", fill(world)));
     }
     write_files(dir, &files)
 }
-
-const PLAIN_GUEST_MANIFEST: &str = r#"[package]
-name = "{guest}"
-version = "0.1.0"
-edition = "2024"
-
-[lib]
-crate-type = ["cdylib"]
-
-# A workspace of its own: the build compiles it for wasm32v1-none with its own lock file.
-[workspace]
-"#;
-
-const PLAIN_GUEST: &str = r#"#![no_std]
-
-/// a + b: each export is a method of the guest's handle in the firmware.
-#[unsafe(no_mangle)]
-extern "C" fn add(a: u32, b: u32) -> u32 {
-    a.wrapping_add(b)
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    core::arch::wasm32::unreachable()
-}
-"#;
-
-const PLAIN_COMPONENT_MANIFEST: &str = r#"[package]
-name = "{guest}"
-version = "0.1.0"
-edition = "2024"
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-# Only numbers cross this world: no `realloc`, and no heap.
-wit-bindgen = { version = "0.61", default-features = false, features = ["macros"] }
-
-# A workspace of its own: the build compiles it for wasm32v1-none with its own lock file.
-[workspace]
-"#;
-
-const PLAIN_WORLD: &str = r#"package example:guest;
-
-world {world} {
-    /// a + b
-    export add: func(a: u32, b: u32) -> u32;
-}
-"#;
-
-const PLAIN_COMPONENT: &str = r#"#![no_std]
-
-wit_bindgen::generate!({ path: "wit", world: "{world}" });
-
-struct Component;
-
-impl Guest for Component {
-    fn add(a: u32, b: u32) -> u32 {
-        a.wrapping_add(b)
-    }
-}
-
-export!(Component);
-
-/// wit-bindgen's runtime links `alloc`; only numbers cross this world, so this allocator
-/// has nothing to give (an allocation would trap). Give it a real one when strings or
-/// lists cross.
-struct NoHeap;
-
-unsafe impl core::alloc::GlobalAlloc for NoHeap {
-    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-
-    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
-}
-
-#[global_allocator]
-static NO_HEAP: NoHeap = NoHeap;
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    core::arch::wasm32::unreachable()
-}
-"#;
 
 /// What `add-guest` adds.
 pub enum NewGuest {
@@ -454,7 +374,7 @@ fn enable_components(manifest: &mut DocumentMut) {
             continue;
         };
         if let Some(version) = dependency.as_str().map(str::to_owned) {
-            let mut inline = toml_edit::InlineTable::new();
+            let mut inline = InlineTable::new();
             inline.insert("version", version.into());
             *dependency = Item::Value(Value::InlineTable(inline));
         }

@@ -10,9 +10,9 @@ use wasm_embed::Settings;
 
 use crate::Error;
 use crate::files::write_if_changed;
+use crate::guest::Guest;
 use crate::locate::Source;
 use crate::package::Updates;
-use crate::guest::Guest;
 use wasm_embed::update::Version;
 
 /// The file name of the emitted module in `OUT_DIR` (see `wasm_embed::include_guests!`).

@@ -64,8 +64,8 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Builder, build};
 pub use error::Error;
-pub use pages::Memory;
 pub use guest::Sizes;
+pub use pages::Memory;
 pub use stack::Stack;
 pub use wasm_embed::{Profile, Settings, Target};
 

@@ -8,8 +8,8 @@ use wasm_embed::Settings;
 
 use crate::Error;
 use crate::files::write_if_changed;
-use crate::pages::Memory;
 use crate::guest::Guest;
+use crate::pages::Memory;
 
 /// The file name of the report in the output directory.
 pub const REPORT_FILE: &str = "wasm-embed-report.json";
