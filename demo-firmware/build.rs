@@ -2,14 +2,29 @@ use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    // cortex-m-rt's and riscv-rt's link.x find memory.x on the linker's search path; the
-    // RISC-V board's is in riscv/.
+    // The board the target stands for, and its directory (its memory map, its specifics):
+    // QEMU's MPS2 boards for the Armv6-M and Armv7-M cores, mps2-an505 for the Armv8-M
+    // Cortex-M33, `virt` for RISC-V. The code tells them apart by `cfg(board = ...)`.
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let riscv = std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|arch| arch == "riscv32");
-    // The RISC-V map gets a name of its own: the linker looks for `-T` scripts in the
-    // firmware's directory first, where the Arm memory.x is.
-    let (memory, linked_as) = if riscv { ("riscv/memory.x", "riscv-memory.x") } else { ("memory.x", "memory.x") };
-    std::fs::copy(memory, out.join(linked_as)).expect("memory.x is beside build.rs");
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    let board = match () {
+        _ if target.starts_with("riscv32") => "riscv",
+        _ if target.starts_with("thumbv8m") => "an505",
+        _ => "mps2",
+    };
+    println!("cargo::rustc-check-cfg=cfg(board, values(\"mps2\", \"an505\", \"riscv\"))");
+    println!("cargo::rustc-cfg=board=\"{board}\"");
+    // An ARMv6-M image runs on the MPS2 board's Cortex-M3, which must then fault on an
+    // unaligned access as a Cortex-M0+ does (src/arm.rs).
+    println!("cargo::rustc-check-cfg=cfg(armv6m)");
+    if target.starts_with("thumbv6m") {
+        println!("cargo::rustc-cfg=armv6m");
+    }
+    // cortex-m-rt's and riscv-rt's link.x find memory.x on the linker's search path. The
+    // RISC-V map gets a name of its own, given with `-T` (.cargo/config.toml).
+    let memory = format!("{board}/memory.x");
+    let linked_as = if board == "riscv" { "riscv-memory.x" } else { "memory.x" };
+    std::fs::copy(&memory, out.join(linked_as)).expect("each board's memory.x is in its directory");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={memory}");
 
@@ -108,29 +123,23 @@ fn add_package(builder: &wasm_embed_build::Builder, out: &Path, variant: &str, w
     std::fs::read(add.update.as_ref().expect("signed with the development key")).expect("just written")
 }
 
-/// What the update examples receive over their UART (see [`frame_writer`]; kinds: 0 the
-/// end, 1 install, 2 install and cut the power after `cut` flash operations, 3 install
-/// and cut the power while the slot's marker is written), written beside the firmware's
-/// binaries where `qemu-run.sh` finds them (`examples/update` -> `update.uart`); and the
-/// package examples/update_verify.rs times.
+/// The packages examples/update.rs is sent over SMP (the end-to-end test sends them with
+/// `smpmgr`), written beside the build's own `add.update` as `add-<what>.update`; what the
+/// size report's add examples receive over their UART, written beside the firmware's
+/// binaries where `qemu-run.sh` finds them (`examples/add_updatable` ->
+/// `add_updatable.uart`); and the package examples/update_verify.rs times.
 fn update_example_input(builder: &wasm_embed_build::Builder, output: &wasm_embed_build::Output, out: &Path) {
     // A build that skipped its guests, or a copy of this firmware without the add guest.
     let Some(add) = output.guests.iter().find(|g| g.name == "add") else {
         return;
     };
-    // The firmware's own settings, so that only what each step changes differs.
-    let newer = add_package(builder, out, "0.2.0", &add_plus(100, "add_with_extra"), "0.2.0");
+    let updates = add.update.as_ref().and_then(|p| p.parent()).expect("packages have a directory");
+    // The firmware's own settings, so that only what each package changes differs.
     let newest = add_package(builder, out, "0.3.0", &add_plus(200, "add_with_extra"), "0.3.0");
-    let other_exports = add_package(builder, out, "other-exports", &add_plus(100, "add_twice"), "0.4.0");
-    let mut other_fuel = wasm_embed_build::Builder::new();
-    other_fuel.development_update_key();
-    if output.settings.fuel.is_none() {
-        other_fuel.fuel(1_000);
-    }
-    let other_settings = add_package(&other_fuel, out, "other-settings", &add_plus(100, "add_with_extra"), "0.4.0");
     let mut flipped = newest.clone();
-    let middle = flipped.len() / 2;
-    flipped[middle] ^= 0x10;
+    // In the .cwasm, after the signed header: the signature holds, the digest does not.
+    let last = flipped.len() - 100;
+    flipped[last] ^= 0x10;
     // The same package signed with a key the firmware was not built with.
     let stranger = wasm_embed::update::SecretKey::from_seed([0x5e; 32]);
     let fields = wasm_embed::update::Package::read_unverified(&newest).expect("the build wrote it");
@@ -148,34 +157,35 @@ fn update_example_input(builder: &wasm_embed_build::Builder, output: &wasm_embed
             .expect("the fields fit"),
         )
         .expect("made for this key");
-    // The built-in guest's own package, 0.1.0, sent again once 0.2.0 runs: a replay.
-    let replayed = std::fs::read(add.update.as_ref().expect("signed with the development key")).expect("written");
-
-    let mut stream = Vec::new();
-    let mut frame = frame_writer(&mut stream);
-    frame(1, 0, "the add guest 0.2.0", &newer);
-    frame(1, 0, "0.3.0 with one flipped byte", &flipped);
-    frame(1, 0, "0.3.0 signed with another key", &other_key);
-    frame(1, 0, "the built-in 0.1.0 again (a replay)", &replayed);
-    frame(1, 0, "0.4.0 precompiled with other fuel settings", &other_settings);
-    frame(1, 0, "0.4.0 whose export is add_twice", &other_exports);
-    for cut in [1, 5, 9, 20, 40] {
-        frame(2, cut, &format!("0.3.0, the power cut after {cut} flash operations"), &newest);
+    let mut other_fuel = wasm_embed_build::Builder::new();
+    other_fuel.development_update_key();
+    if output.settings.fuel.is_none() {
+        other_fuel.fuel(1_000);
     }
-    frame(3, 0, "0.3.0, the power cut while its marker is written", &newest);
-    frame(1, 0, "the add guest 0.3.0", &newest);
-    frame(0, 0, "", &[]);
-    drop(frame);
-    let updates = add.update.as_ref().and_then(|p| p.parent()).expect("packages have a directory");
-    write_if_changed(&updates.join("update.uart"), &stream);
+    let traps = add_plus(400, "add_with_extra").replace("i32.const 400 i32.add", "unreachable");
+    for (name, bytes) in [
+        ("0.2.0", add_package(builder, out, "0.2.0", &add_plus(100, "add_with_extra"), "0.2.0")),
+        ("0.3.0", newest.clone()),
+        ("0.3.0-flipped", flipped),
+        ("0.3.0-other-key", other_key),
+        ("0.4.0-other-fuel", add_package(&other_fuel, out, "other-fuel", &add_plus(100, "add_with_extra"), "0.4.0")),
+        ("0.4.0-add-twice", add_package(builder, out, "add-twice", &add_plus(100, "add_twice"), "0.4.0")),
+        ("0.4.0-traps", add_package(builder, out, "traps", &traps, "0.4.0")),
+        ("0.5.0", add_package(builder, out, "0.5.0", &add_plus(500, "add_with_extra"), "0.5.0")),
+    ] {
+        write_if_changed(&updates.join(format!("add-{name}.update")), &bytes);
+    }
     // The add example with updates (examples/add_updatable.rs) gets the add guest's own
-    // package, so that it runs the very guest the add example runs, from a slot.
+    // package, so that it runs the very guest the add example runs, from a slot; the
+    // one with SMP (examples/add_smp.rs) gets it as an SMP upload.
+    let own = std::fs::read(add.update.as_ref().expect("signed with the development key")).expect("written");
     let mut stream = Vec::new();
     let mut frame = frame_writer(&mut stream);
-    frame(1, 0, "the add guest 0.1.0", &replayed);
+    frame(1, 0, "the add guest 0.1.0", &own);
     frame(0, 0, "", &[]);
     drop(frame);
     write_if_changed(&updates.join("add_updatable.uart"), &stream);
+    write_if_changed(&updates.join("add_smp.uart"), &smp_upload(&own));
     // A package of about 20 KiB for the add guest, what examples/update_verify.rs times:
     // the add guest with 17,296 bytes of data, through the pipeline like any other.
     let mut large = builder.clone();
@@ -185,7 +195,33 @@ fn update_example_input(builder: &wasm_embed_build::Builder, output: &wasm_embed
     let wat = add_plus(0, "add_with_extra")
         .replace("(func (export", &format!("(memory 1) (data (i32.const 16) \"{data}\")\n  (func (export"))
         .replace("i32.const 0 i32.add", "i32.const 16 i32.load8_u i32.add");
-    write_if_changed(&out.join("verify-20k.update"), &add_package(&large, out, "verify-20k", &wat, "0.5.0"));
+    let large = add_package(&large, out, "verify-20k", &wat, "0.6.0");
+    write_if_changed(&out.join("verify-20k.update"), &large);
+    write_if_changed(&updates.join("add-0.6.0-20k.update"), &large);
+}
+
+/// `package` as the SMP image uploads a client sends over a UART, in pieces of 256
+/// bytes, framed as MCUmgr's serial transport frames them.
+fn smp_upload(package: &[u8]) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for (sequence, off) in (0..package.len()).step_by(256).enumerate() {
+        let data = &package[off..(off + 256).min(package.len())];
+        let mut body = Vec::new();
+        let mut e = minicbor::Encoder::new(&mut body);
+        let map = if off == 0 { 4 } else { 2 };
+        e.map(map).and_then(|e| e.str("off")?.u64(off as u64)?.str("data")?.bytes(data)).expect("to a Vec");
+        if off == 0 {
+            e.str("image").and_then(|e| e.u32(0)?.str("len")?.u64(package.len() as u64)).expect("to a Vec");
+        }
+        // Write (2), version 2, the image group (1), upload (1).
+        let mut request = vec![2 | 1 << 3, 0];
+        request.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        request.extend_from_slice(&1u16.to_be_bytes());
+        request.extend_from_slice(&[sequence as u8, 1]);
+        request.extend_from_slice(&body);
+        wasm_embed::smp::serial::encode(&request, |line| stream.extend_from_slice(line));
+    }
+    stream
 }
 
 fn write_if_changed(path: &Path, bytes: &[u8]) {

@@ -10,8 +10,9 @@
 //!   update package holds, and whether a package's signature verifies;
 //! - `cargo wasm-embed keygen <name>` writes `<name>.key` (the secret key, readable by
 //!   its owner only) and `<name>.pub` (the public key the firmware is built with);
-//! - `cargo wasm-embed sign --key <name>.key <guest>.update.unsigned` signs a package
-//!   the build wrote, into `<guest>.update`;
+//! - `cargo wasm-embed sign --key <name>.key <guest>.update.unsigned` shows what a
+//!   package the build wrote holds, asks (unless `--yes`), and signs it into
+//!   `<guest>.update`;
 //!
 //! Errors are one line on stderr; the exit code is 0 on success, 1 on an error, 2 on
 //! bad usage (an unknown verb, board or option).
@@ -57,9 +58,9 @@ enum Verb {
     New {
         /// The directory to create; its name is the firmware's package name.
         dir: PathBuf,
-        /// The board the firmware is for.
-        #[arg(long, value_enum)]
-        board: Board,
+        /// The board the firmware is for (the list: `boards.toml` in the crate).
+        #[arg(long, value_parser = scaffold::board_names())]
+        board: String,
         /// Makes the first guest a component guest (a WIT world).
         #[arg(long)]
         component: bool,
@@ -86,11 +87,15 @@ enum Verb {
         /// Path and stem of the two files, e.g. `keys/update`.
         name: PathBuf,
     },
-    /// Signs an update package the build wrote (`<guest>.update.unsigned`).
+    /// Signs an update package the build wrote (`<guest>.update.unsigned`), after showing
+    /// what it holds and asking.
     Sign {
         /// The secret key file `keygen` wrote.
         #[arg(long)]
         key: PathBuf,
+        /// Signs without asking (for scripts that checked the package another way).
+        #[arg(long)]
+        yes: bool,
         /// The unsigned package.
         package: PathBuf,
         /// Where the signed package goes (default: the input without `.unsigned`).
@@ -121,7 +126,12 @@ fn main() -> ExitCode {
     };
     let result = match args.verb {
         Verb::Keygen { name } => keygen(&name),
-        Verb::Sign { key, package, output } => sign(&key, &package, output),
+        Verb::Sign {
+            key,
+            yes,
+            package,
+            output,
+        } => sign(&key, &package, output, yes),
         Verb::New {
             dir,
             board,
@@ -132,7 +142,7 @@ fn main() -> ExitCode {
                 Some(clone) => checkout(&clone),
                 None => Ok(Crates::Published),
             };
-            crates.and_then(|crates| scaffold::new(&dir, board, component, &crates))
+            crates.and_then(|crates| scaffold::new(&dir, &Board::named(&board), component, &crates))
         }
         Verb::AddGuest { name, component, wasm } => {
             let guest = match (component, wasm) {
@@ -183,7 +193,11 @@ fn keygen(name: &Path) -> Result<(), String> {
             ));
         }
     }
-    create_key_files(&secret_path, &public_path).map_err(|e| format!("cannot write the key pair: {e}"))?;
+    if let Some(dir) = secret_path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    create_key_files(&secret_path, &public_path)
+        .map_err(|e| format!("cannot write the key pair to {}: {e}", secret_path.display()))?;
     println!(
         "wrote {} (secret: keep it off the build machine and out of version control) and {} (give it to \
          Builder::update_key, or `update-key` in [package.metadata.wasm-embed])",
@@ -193,7 +207,7 @@ fn keygen(name: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn sign(key: &Path, package: &Path, output: Option<PathBuf>) -> Result<(), String> {
+fn sign(key: &Path, package: &Path, output: Option<PathBuf>, yes: bool) -> Result<(), String> {
     let secret = read_secret_key(&read_text(key)?).map_err(|e| format!("{}: {e}", key.display()))?;
     let output = match output {
         Some(output) => output,
@@ -207,12 +221,37 @@ fn sign(key: &Path, package: &Path, output: Option<PathBuf>) -> Result<(), Strin
             }
         },
     };
-    let signed = secret
-        .sign(&read(package)?)
-        .map_err(|reason| format!("{} cannot be signed: {reason}", package.display()))?;
+    let unsigned = read(package)?;
+    let cannot = |reason: &str| format!("{} cannot be signed: {reason}", package.display());
+    // Signed first, so that nothing is shown of a file that is no package for this key;
+    // written only once confirmed.
+    let signed = secret.sign(&unsigned).map_err(cannot)?;
+    let fields = Package::read_unverified(&unsigned).map_err(cannot)?;
+    println!("guest:     {}", fields.name());
+    println!("version:   {}", fields.version());
+    println!("interface:");
+    for line in fields.interface().lines() {
+        println!("  {line}");
+    }
+    println!("cwasm:     {} B, SHA-256 {}", fields.cwasm().len(), inspect::hex(&inspect::sha256(fields.cwasm())));
+    println!("key:       {}", inspect::hex(secret.public_key().bytes()));
+    if !yes && !confirmed("sign it? [y/N] ")? {
+        return Err(format!("{} not signed: not confirmed; answer y, or pass --yes", package.display()));
+    }
     std::fs::write(&output, signed).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     println!("signed {} into {}", package.display(), output.display());
     Ok(())
+}
+
+/// Asks `question` on stderr and reads the answer from stdin: only `y` or `yes` says yes,
+/// and so does nothing else (a closed stdin included).
+fn confirmed(question: &str) -> Result<bool, String> {
+    use std::io::Write;
+    eprint!("{question}");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| format!("cannot read the answer: {e}"))?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 /// The clone `--wasm-embed-path` names, made absolute so the project can move.
@@ -295,6 +334,7 @@ fn inspect(path: &Path, key: Option<&Path>) -> Result<(), String> {
         package.cwasm().len(),
         bytes.len() - package.cwasm().len()
     );
+    println!("cwasm:     SHA-256 {}", inspect::hex(&inspect::sha256(package.cwasm())));
     inspect::print_sections(&cwasm);
     println!("interface:");
     for line in package.interface().lines() {

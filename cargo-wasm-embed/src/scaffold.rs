@@ -5,97 +5,201 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Value};
 
-/// A board the scaffold knows: its target, its runtime crates and how it prints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Board {
-    /// QEMU's mps2-an386: a Cortex-M4F, run with `cargo run --release`.
-    #[value(name = "qemu-m4")]
-    QemuM4,
-    /// QEMU's mps2-an385: a Cortex-M3 (no FPU), run with `cargo run --release`.
-    #[value(name = "qemu-m3")]
-    QemuM3,
-    /// QEMU's `virt` board with a riscv32imac core, run with `cargo run --release`.
-    #[value(name = "qemu-riscv")]
-    QemuRiscv,
-    /// Nordic's nRF52840-DK, flashed and logged by `probe-rs run`.
-    #[value(name = "nrf52840-dk")]
-    Nrf52840Dk,
+/// The board list: every board and core wasm-embed runs on (the tests and `./x size`
+/// read the same file).
+const BOARDS: &str = include_str!("../boards.toml");
+
+/// A board `new` writes a firmware for: an entry of `boards.toml`.
+#[derive(Clone, Debug)]
+pub struct Board {
+    name: String,
+    description: String,
+    /// The Rust target's name.
+    target: String,
+    /// Whether the target is a spec of `targets/` (a core without compare-and-swap).
+    spec: bool,
+    /// QEMU's machine and CPU, for the boards QEMU runs.
+    qemu: Option<(String, String)>,
+    /// The kind of firmware: which template files.
+    template: String,
+    /// The chip's name for probe-rs.
+    chip: String,
+}
+
+/// Every board of `boards.toml`, in its order.
+pub fn boards() -> Vec<Board> {
+    let document: DocumentMut = BOARDS.parse().expect("boards.toml is TOML");
+    let text = |board: &toml_edit::Table, key: &str| board.get(key).and_then(Item::as_str).unwrap_or("").to_owned();
+    document["board"]
+        .as_array_of_tables()
+        .expect("boards.toml lists [[board]]s")
+        .iter()
+        .map(|board| Board {
+            name: text(board, "name"),
+            description: text(board, "description"),
+            target: text(board, "target"),
+            spec: board.get("spec").and_then(Item::as_bool).unwrap_or(false),
+            qemu: board.get("qemu").and_then(Item::as_array).map(|pair| {
+                let part = |i: usize| pair.get(i).and_then(Value::as_str).unwrap_or("").to_owned();
+                (part(0), part(1))
+            }),
+            template: text(board, "template"),
+            chip: text(board, "chip"),
+        })
+        .collect()
+}
+
+/// The `--board` values, for clap.
+pub fn board_names() -> clap::builder::PossibleValuesParser {
+    // clap keeps possible values as `&'static str`; the list is read once per run.
+    let names: Vec<&'static str> = boards().into_iter().map(|b| &*Box::leak(b.name.into_boxed_str())).collect();
+    clap::builder::PossibleValuesParser::new(names)
 }
 
 impl Board {
-    fn target(self) -> &'static str {
-        match self {
-            Board::QemuM4 | Board::Nrf52840Dk => "thumbv7em-none-eabihf",
-            Board::QemuM3 => "thumbv7m-none-eabi",
-            Board::QemuRiscv => "riscv32imac-unknown-none-elf",
-        }
+    /// The board named `name`, which clap checked is one.
+    pub fn named(name: &str) -> Board {
+        boards().into_iter().find(|b| b.name == name).expect("clap accepts only the boards' names")
     }
 
     /// `.cargo/config.toml`: the target, the runner and the flags.
-    fn cargo_config(self) -> String {
-        let template = match self {
-            Board::QemuM4 | Board::QemuM3 => include_str!("../templates/config-qemu-arm.toml.in"),
-            Board::QemuRiscv => include_str!("../templates/config-qemu-riscv.toml.in"),
-            Board::Nrf52840Dk => include_str!("../templates/config-nrf52840-dk.toml.in"),
+    fn cargo_config(&self) -> String {
+        let template = match self.template.as_str() {
+            "qemu-arm" | "qemu-an505" | "qemu-armv6m" => include_str!("../templates/config-qemu-arm.toml.in"),
+            "qemu-riscv" => include_str!("../templates/config-qemu-riscv.toml.in"),
+            "nrf52840-dk" => include_str!("../templates/config-nrf52840-dk.toml.in"),
+            "rp2350" | "rp2040" => include_str!("../templates/config-rp.toml.in"),
+            "esp32c3" | "esp32c6" => include_str!("../templates/config-esp.toml.in"),
+            other => unreachable!("boards.toml names a template `{other}` the scaffold lacks"),
         };
         self.fill(template)
     }
 
-    fn memory_map(self) -> &'static str {
-        match self {
-            Board::QemuM4 | Board::QemuM3 => include_str!("../templates/memory-mps2.x"),
-            Board::QemuRiscv => include_str!("../templates/memory-virt.x"),
-            Board::Nrf52840Dk => include_str!("../templates/memory-nrf52840.x"),
+    /// `memory.x`, for the boards whose runtime crate takes it from the firmware.
+    fn memory_map(&self) -> Option<&'static str> {
+        match self.template.as_str() {
+            "qemu-arm" | "qemu-armv6m" => Some(include_str!("../templates/memory-mps2.x")),
+            "qemu-an505" => Some(include_str!("../templates/memory-an505.x")),
+            "qemu-riscv" => Some(include_str!("../templates/memory-virt.x")),
+            "nrf52840-dk" => Some(include_str!("../templates/memory-nrf52840.x")),
+            "rp2350" => Some(include_str!("../templates/memory-rp2350.x")),
+            "rp2040" => Some(include_str!("../templates/memory-rp2040.x")),
+            _ => None,
+        }
+    }
+
+    /// `build.rs`: it copies memory.x where the linker finds it, if the board has one.
+    fn build_script(&self) -> &'static str {
+        match self.memory_map() {
+            Some(_) => include_str!("../templates/build.rs"),
+            None => include_str!("../templates/build-esp.rs"),
         }
     }
 
     /// `src/board.rs`: the entry point, `println!`, exit and the panic handler.
-    fn module(self) -> String {
-        let template = match self {
-            Board::QemuM4 | Board::QemuM3 => include_str!("../templates/board-qemu-arm.rs"),
-            Board::QemuRiscv => include_str!("../templates/board-qemu-riscv.rs"),
-            Board::Nrf52840Dk => include_str!("../templates/board-nrf52840-dk.rs"),
+    fn module(&self) -> String {
+        let template = match self.template.as_str() {
+            "qemu-arm" | "qemu-an505" => include_str!("../templates/board-qemu-arm.rs"),
+            "qemu-armv6m" => include_str!("../templates/board-qemu-armv6m.rs"),
+            "qemu-riscv" => include_str!("../templates/board-qemu-riscv.rs"),
+            "nrf52840-dk" => include_str!("../templates/board-nrf52840-dk.rs"),
+            "rp2350" | "rp2040" => include_str!("../templates/board-rp.rs"),
+            _ => include_str!("../templates/board-esp.rs"),
         };
         self.fill(template)
     }
 
     /// The runtime, critical-section and output crates, as manifest lines.
-    fn dependencies(self) -> &'static str {
-        match self {
-            Board::QemuM4 | Board::QemuM3 => {
-                r#"cortex-m = { version = "0.7", features = ["critical-section-single-core"] }
+    fn dependencies(&self) -> String {
+        let semihosting_arm = r#"cortex-m = { version = "0.7", features = ["critical-section-single-core"] }
 cortex-m-rt = "0.7"
 cortex-m-semihosting = "0.6"
+"#;
+        let rp = |chip: &str| {
+            format!(
+                r#"# The chip's boot code, clocks and critical section (its hardware spinlock, safe on
+# both cores).
+embassy-rp = {{ version = "0.10", features = ["{chip}", "critical-section-impl"] }}
+cortex-m = {{ version = "0.7", features = ["inline-asm"] }}
+cortex-m-rt = "0.7"
+defmt = "1"
+defmt-rtt = "1"
+panic-probe = {{ version = "1", features = ["print-defmt"] }}
 "#
-            }
-            Board::QemuRiscv => {
-                r#"riscv = { version = "0.16", features = ["critical-section-single-hart"] }
+            )
+        };
+        let esp = |chip: &str| {
+            format!(
+                r#"esp-hal = {{ version = "1.2", features = ["{chip}"] }}
+esp-bootloader-esp-idf = {{ version = "0.6", features = ["{chip}"] }}
+esp-println = {{ version = "0.18", features = ["{chip}"] }}
+esp-backtrace = {{ version = "0.20", features = ["{chip}", "panic-handler", "println"] }}
+"#
+            )
+        };
+        match self.template.as_str() {
+            "qemu-arm" | "qemu-an505" | "qemu-armv6m" => semihosting_arm.to_owned(),
+            "qemu-riscv" => r#"riscv = { version = "0.16", features = ["critical-section-single-hart"] }
 riscv-rt = { version = "0.18", features = ["single-hart"] }
 semihosting = { version = "0.1", features = ["stdio"] }
 "#
-            }
-            Board::Nrf52840Dk => {
-                r#"cortex-m = { version = "0.7", features = ["critical-section-single-core"] }
+            .to_owned(),
+            "nrf52840-dk" => r#"cortex-m = { version = "0.7", features = ["critical-section-single-core"] }
 cortex-m-rt = "0.7"
 defmt = "1"
 defmt-rtt = "1"
 panic-probe = { version = "1", features = ["print-defmt"] }
 "#
-            }
+            .to_owned(),
+            "rp2350" => rp("rp235xa"),
+            "rp2040" => rp("rp2040"),
+            other => esp(other),
         }
     }
 
-    fn fill(self, template: &str) -> String {
-        let (machine, cpu) = match self {
-            Board::QemuM4 => ("mps2-an386", "cortex-m4"),
-            Board::QemuM3 => ("mps2-an385", "cortex-m3"),
-            Board::QemuRiscv => ("virt", "rv32"),
-            Board::Nrf52840Dk => ("nRF52840-DK", "cortex-m4"),
+    /// The release profile's panic line: a trap instruction where nothing prints it, a
+    /// message where esp-backtrace does.
+    fn panic_profile(&self) -> &'static str {
+        if self.template.starts_with("esp32") {
+            "# esp-backtrace prints where a panic happened.\npanic = \"abort\"\n"
+        } else {
+            "# A panic is a trap instruction: no formatting code, no messages in flash.\npanic = \"immediate-abort\"\n"
+        }
+    }
+
+    /// The features of wasm-embed this board needs beyond the common ones.
+    fn runtime_features(&self) -> &'static [&'static str] {
+        if self.spec { &["emulated-cas"] } else { &[] }
+    }
+
+    /// Whether `cargo run` runs it in QEMU, rather than flashing a board.
+    pub fn runs_in_qemu(&self) -> bool {
+        self.qemu.is_some()
+    }
+
+    fn fill(&self, template: &str) -> String {
+        let (machine, cpu) = self.qemu.clone().unwrap_or_default();
+        let target_file = if self.spec { format!("targets/{}.json", self.target) } else { self.target.clone() };
+        let json_spec = if self.spec {
+            "# The target spec in targets/ (a core without compare-and-swap; docs/boards.md in\n\
+             # wasm-embed's repository says why).\njson-target-spec = true\n"
+        } else {
+            ""
+        };
+        let rp_link = if self.template == "rp2040" {
+            "  # The second-stage boot loader's place, from embassy-rp.\n  \"-C\", \"link-arg=-Tlink-rp.x\",\n"
+        } else {
+            ""
         };
         template
-            .replace("{target}", self.target())
-            .replace("{machine}", machine)
-            .replace("{cpu}", cpu)
+            .replace("{target_file}", &target_file)
+            .replace("{target}", &self.target)
+            .replace("{machine}", &machine)
+            .replace("{cpu}", &cpu)
+            .replace("{chip}", &self.chip)
+            .replace("{description}", &self.description)
+            .replace("{json_spec}", json_spec)
+            .replace("{rp_link}", rp_link)
     }
 }
 
@@ -132,7 +236,7 @@ impl Crates {
 const FIRST_GUEST: &str = "checksum";
 
 /// `cargo wasm-embed new`: a firmware in `dir` for `board`, with a first guest.
-pub fn new(dir: &Path, board: Board, component: bool, crates: &Crates) -> Result<(), String> {
+pub fn new(dir: &Path, board: &Board, component: bool, crates: &Crates) -> Result<(), String> {
     if dir.exists() {
         return Err(format!(
             "{} exists already; give `new` a directory that does not exist yet",
@@ -140,38 +244,45 @@ pub fn new(dir: &Path, board: Board, component: bool, crates: &Crates) -> Result
         ));
     }
     let name = package_name(dir)?;
-    let (runtime, build) = if component {
-        (
-            &["platform", "log-off", "component-model"][..],
-            &["component-model"][..],
-        )
+    let mut runtime = vec!["platform", "log-off"];
+    runtime.extend_from_slice(board.runtime_features());
+    let build: &[&str] = if component {
+        runtime.push("component-model");
+        &["component-model"]
     } else {
-        (&["platform", "log-off"][..], &[][..])
+        &[]
     };
     let manifest = include_str!("../templates/Cargo.toml.in")
         .replace("{name}", &name)
         .replace("{guest}", FIRST_GUEST)
-        .replace("{wasm_embed}", &crates.dependency("wasm-embed", runtime))
+        .replace("{wasm_embed}", &crates.dependency("wasm-embed", &runtime))
         .replace("{wasm_embed_build}", &crates.dependency("wasm-embed-build", build))
-        .replace("{board_dependencies}", board.dependencies());
+        .replace("{board_dependencies}", &board.dependencies())
+        .replace("{panic_profile}", board.panic_profile());
     let main = if component {
         include_str!("../templates/main-component.rs")
     } else {
         include_str!("../templates/main.rs")
     };
-    let files = [
-        ("Cargo.toml", manifest),
+    let mut files = vec![
+        ("Cargo.toml".to_owned(), manifest),
         (
-            "rust-toolchain.toml",
+            "rust-toolchain.toml".to_owned(),
             board.fill(include_str!("../templates/rust-toolchain.toml.in")),
         ),
-        (".cargo/config.toml", board.cargo_config()),
-        ("memory.x", board.memory_map().to_owned()),
-        ("build.rs", include_str!("../templates/build.rs").to_owned()),
-        ("src/main.rs", main.to_owned()),
-        ("src/board.rs", board.module()),
-        (".gitignore", include_str!("../templates/gitignore").to_owned()),
+        (".cargo/config.toml".to_owned(), board.cargo_config()),
+        ("build.rs".to_owned(), board.build_script().to_owned()),
+        ("src/main.rs".to_owned(), main.to_owned()),
+        ("src/board.rs".to_owned(), board.module()),
+        (".gitignore".to_owned(), include_str!("../templates/gitignore").to_owned()),
     ];
+    if let Some(memory) = board.memory_map() {
+        files.insert(3, ("memory.x".to_owned(), memory.to_owned()));
+    }
+    if board.spec {
+        files.push((format!("targets/{}.json", board.target), target_spec(&board.target).to_owned()));
+    }
+    let files: Vec<(&str, String)> = files.iter().map(|(path, text)| (path.as_str(), text.clone())).collect();
     write_files(dir, &files)?;
     write_guest(
         &dir.join("guests").join(FIRST_GUEST),
@@ -182,13 +293,23 @@ pub fn new(dir: &Path, board: Board, component: bool, crates: &Crates) -> Result
             GuestKind::Checksum
         },
     )?;
-    let run = match board {
-        Board::Nrf52840Dk => "with the board connected, `cargo run --release` flashes it and prints its log",
-        _ => "`cargo run --release` builds it and runs it in QEMU",
+    let run = if board.runs_in_qemu() {
+        "`cargo run --release` builds it and runs it in QEMU"
+    } else {
+        "with the board connected, `cargo run --release` flashes it and prints its log"
     };
-    let board = clap::ValueEnum::to_possible_value(&board).expect("every board has a name");
-    println!("wrote {name} for {} in {}: {run}", board.get_name(), dir.display());
+    println!("wrote {name} for {} in {}: {run}", board.name, dir.display());
     Ok(())
+}
+
+/// The target spec of a core without compare-and-swap: rustc's own, with
+/// `"atomic-cas": true`.
+fn target_spec(target: &str) -> &'static str {
+    match target {
+        "thumbv6m-none-eabi" => include_str!("../targets/thumbv6m-none-eabi.json"),
+        "riscv32imc-unknown-none-elf" => include_str!("../targets/riscv32imc-unknown-none-elf.json"),
+        other => unreachable!("boards.toml names a target spec `{other}` the scaffold lacks"),
+    }
 }
 
 /// What a new guest crate holds.

@@ -7,6 +7,9 @@ pub use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
 
+/// Sets the board up before anything else runs: nothing to do on this one.
+pub fn init() {}
+
 /// Prints a line on the host's terminal, through probe-rs.
 macro_rules! println {
     ($($arg:tt)*) => {

@@ -6,6 +6,9 @@ use cortex_m as _;
 pub use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 
+/// Sets the board up before anything else runs: nothing to do on this one.
+pub fn init() {}
+
 /// Prints a line on the host's terminal.
 macro_rules! println {
     ($($arg:tt)*) => {

@@ -1,9 +1,12 @@
-//! What is particular to the board: QEMU's `virt` board, a riscv32imac core.
+//! What is particular to the board: QEMU's `virt` board, a {target} core.
 //! Semihosting carries the output and the exit code to the host.
 
 // riscv provides the critical section the heap locks with.
 use riscv as _;
 pub use riscv_rt::entry;
+
+/// Sets the board up before anything else runs: nothing to do on this one.
+pub fn init() {}
 
 /// Prints a line on the host's terminal.
 macro_rules! println {

@@ -30,6 +30,7 @@ impl guests::checksum::Env for Board {
 
 #[board::entry]
 fn main() -> ! {
+    board::init();
     // SAFETY: once, before the first allocation; nothing else uses ARENA.
     unsafe { HEAP.init(&raw mut ARENA as usize, HEAP_SIZE) }
     let success = match run() {

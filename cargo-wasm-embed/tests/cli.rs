@@ -6,7 +6,7 @@ mod common;
 use common::{cargo_wasm_embed, error_line, usage_error_line};
 use std::path::{Path, PathBuf};
 
-use wasm_embed::update::{PackageBuilder, Version, read_public_key};
+use wasm_embed::update::{PackageBuilder, Version, WASMTIME_VERSION, read_public_key};
 use wasm_embed::{Settings, Target};
 
 fn scratch(name: &str) -> PathBuf {
@@ -34,43 +34,92 @@ fn unsigned_package(dir: &Path, public: &Path, cwasm: &[u8]) -> PathBuf {
     path
 }
 
+/// `cargo wasm-embed sign` with `answer` typed at its question.
+fn sign_answering(dir: &Path, answer: &str, args: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-wasm-embed"))
+        .current_dir(dir)
+        .arg("wasm-embed")
+        .arg("sign")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[test]
-fn keys_are_made_and_a_package_is_signed_and_inspected() {
+fn keys_are_made_and_a_package_is_shown_signed_once_confirmed_and_inspected() {
     let dir = scratch("sign");
-    let made = cargo_wasm_embed(&dir, &["keygen", "release"]);
+    // Into a directory that does not exist yet, as the docs say it.
+    let made = cargo_wasm_embed(&dir, &["keygen", "keys/release"]);
     assert!(made.status.success(), "{made:?}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("release.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("keys/release.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the secret key is its owner's alone");
     }
-    assert!(
-        std::fs::read_to_string(dir.join("release.pub"))
-            .unwrap()
-            .starts_with("wasm-embed public key ")
-    );
+    let public = std::fs::read_to_string(dir.join("keys/release.pub")).unwrap();
+    assert!(public.starts_with("wasm-embed public key "));
 
     let cwasm = std::fs::read(precompiled(&dir)).unwrap();
-    unsigned_package(&dir, &dir.join("release.pub"), &cwasm);
-    let signed = cargo_wasm_embed(&dir, &["sign", "--key", "release.key", "add.update.unsigned"]);
+    unsigned_package(&dir, &dir.join("keys/release.pub"), &cwasm);
+    // What it is about to sign, shown first; nothing signed without a yes.
+    let shown = [
+        "guest:     add".to_owned(),
+        "version:   1.2.3".to_owned(),
+        "interface:".to_owned(),
+        "  import host.extra: () -> i32".to_owned(),
+        "  export add_with_extra: (i32, i32) -> i32".to_owned(),
+        format!("cwasm:     {} B, SHA-256 {}", cwasm.len(), hex(&sha256(&cwasm))),
+        format!("key:       {}", public.trim().trim_start_matches("wasm-embed public key ")),
+    ]
+    .join("\n");
+    for answer in ["n\n", "", "maybe\n"] {
+        let declined = sign_answering(&dir, answer, &["--key", "keys/release.key", "add.update.unsigned"]);
+        assert_eq!(declined.status.code(), Some(1), "{declined:?}");
+        assert_eq!(String::from_utf8_lossy(&declined.stdout), format!("{shown}\n"));
+        assert_eq!(
+            String::from_utf8_lossy(&declined.stderr),
+            "sign it? [y/N] error: add.update.unsigned not signed: not confirmed; answer y, or pass --yes\n"
+        );
+        assert!(!dir.join("add.update").exists(), "signed after {answer:?}");
+    }
+    let signed = sign_answering(&dir, "y\n", &["--key", "keys/release.key", "add.update.unsigned"]);
     assert!(signed.status.success(), "{signed:?}");
     assert_eq!(
         String::from_utf8_lossy(&signed.stdout),
-        "signed add.update.unsigned into add.update\n"
+        format!("{shown}\nsigned add.update.unsigned into add.update\n")
     );
+    let again = cargo_wasm_embed(&dir, &["sign", "--yes", "--key", "keys/release.key", "add.update.unsigned", "-o", "b.update"]);
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(std::fs::read(dir.join("b.update")).unwrap(), std::fs::read(dir.join("add.update")).unwrap());
 
-    let shown = cargo_wasm_embed(&dir, &["inspect", "add.update", "--key", "release.pub"]);
+    let shown = cargo_wasm_embed(&dir, &["inspect", "add.update", "--key", "keys/release.pub"]);
     assert!(shown.status.success(), "{shown:?}");
     let text = String::from_utf8(shown.stdout).unwrap();
     for line in [
         "guest:     add",
         "version:   1.2.3",
         "kind:      core module",
-        "wasmtime:  48.0.8",
+        &format!("wasmtime:  {WASMTIME_VERSION}"),
         "settings:  target pulley32, profile Size, fuel off, Pulley stack 4096 B",
         "  export add_with_extra: (i32, i32) -> i32",
-        "signature: verifies with release.pub",
+        &format!("cwasm:     SHA-256 {}", hex(&sha256(&cwasm))),
+        "signature: verifies with keys/release.pub",
     ] {
         assert!(text.lines().any(|l| l == line), "`{line}` missing from:\n{text}");
     }
@@ -106,14 +155,14 @@ fn every_mistake_is_one_line_and_exit_code_1() {
          the public key it is for)"
     );
     assert!(
-        cargo_wasm_embed(&dir, &["sign", "--key", "a.key", "add.update.unsigned"])
+        cargo_wasm_embed(&dir, &["sign", "--yes", "--key", "a.key", "add.update.unsigned"])
             .status
             .success()
     );
     assert_eq!(
         error_line(&cargo_wasm_embed(
             &dir,
-            &["sign", "--key", "a.key", "add.update", "-o", "again.update"]
+            &["sign", "--yes", "--key", "a.key", "add.update", "-o", "again.update"]
         )),
         "error: add.update cannot be signed: it is signed already"
     );
@@ -211,7 +260,7 @@ fn a_cwasm_for_a_32_bit_device_shows_its_wasmtime_settings_sections_imports_and_
         format!("file:      {}, {size} B", cwasm.display()),
         "kind:      core module".to_owned(),
         // Wasmtime records its major version only.
-        "wasmtime:  48".to_owned(),
+        format!("wasmtime:  {}", WASMTIME_VERSION.split('.').next().unwrap()),
         "target:    pulley32-unknown-unknown-elf".to_owned(),
         "  env.read: func(i32) -> i32".to_owned(),
         "  sum: func(i32, i32) -> i32".to_owned(),

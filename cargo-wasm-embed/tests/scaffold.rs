@@ -3,8 +3,11 @@
 //! into it, the guide's files equal to what `new` writes, and each mistake one line.
 
 mod common;
+#[path = "../../wasm-embed-build/tests/common/image.rs"]
+mod image;
 
 use common::{cargo_wasm_embed, error_line, usage_error_line};
+use image::image_size;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -47,16 +50,45 @@ fn new_project(name: &str, board: &str, extra: &[&str]) -> PathBuf {
     args.extend_from_slice(extra);
     let stdout = succeeds(&cargo_wasm_embed(&repo, &args));
     assert!(stdout.starts_with(&format!("wrote {name} for ")), "{stdout}");
-    // The versions of the crates the repository's firmware for the same board uses, so
-    // that this build shares its compiled Wasmtime, Cranelift and binaryen (Cargo drops
-    // what it does not need).
-    let like = if board == "nrf52840-dk" {
-        "boards/nrf52840-dk"
-    } else {
-        "demo-firmware"
+    // The versions of the crates the repository's firmware for the same board (or kind
+    // of board) uses, so that this build shares its compiled Wasmtime, Cranelift and
+    // binaryen (Cargo drops what it does not need).
+    let like = match board {
+        "esp32-c6" => "boards/esp32-c3".to_owned(),
+        _ => boards().into_iter().find(|b| b.name == board).and_then(|b| b.firmware).unwrap_or("demo-firmware".into()),
     };
     std::fs::copy(repo.join(like).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     dir
+}
+
+/// An entry of the board list, as far as these tests read it.
+struct BoardEntry {
+    name: String,
+    qemu: bool,
+    firmware: Option<String>,
+    target: String,
+    flash: u64,
+    ram: u64,
+}
+
+/// The board list `new` offers (boards.toml).
+fn boards() -> Vec<BoardEntry> {
+    let text = std::fs::read_to_string(repo().join("cargo-wasm-embed/boards.toml")).unwrap();
+    let document: toml_edit::DocumentMut = text.parse().unwrap();
+    document["board"]
+        .as_array_of_tables()
+        .unwrap()
+        .iter()
+        .filter(|b| b.contains_key("template"))
+        .map(|b| BoardEntry {
+            name: b["name"].as_str().unwrap().to_owned(),
+            qemu: b.contains_key("qemu"),
+            firmware: b.get("firmware").and_then(|f| f.as_str()).map(str::to_owned),
+            target: b["target"].as_str().unwrap().to_owned(),
+            flash: b["flash"].as_integer().unwrap() as u64,
+            ram: b["ram"].as_integer().unwrap() as u64,
+        })
+        .collect()
 }
 
 /// Cargo in `dir`, in demo-firmware's target directory: one copy of the host's Wasmtime
@@ -135,13 +167,24 @@ fn the_cortex_m4_project_runs_in_qemu_and_takes_a_guest_crate_a_component_and_a_
 }
 
 #[test]
-fn the_cortex_m3_project_runs_in_qemu() {
-    runs_in_qemu("m3-firmware", "qemu-m3", &[]);
-}
-
-#[test]
-fn the_risc_v_project_runs_in_qemu() {
-    runs_in_qemu("riscv-firmware", "qemu-riscv", &[]);
+fn every_board_s_project_runs_in_qemu_or_builds_and_fits_its_chip() {
+    let boards = boards();
+    assert!(boards.len() >= 11, "{} boards", boards.len());
+    // The Cortex-M4 project is the test above's; the nRF52840-DK's, below.
+    for board in boards.iter().filter(|b| b.name != "qemu-m4" && b.name != "nrf52840-dk") {
+        let name = format!("{}-firmware", board.name);
+        if board.qemu {
+            runs_in_qemu(&name, &board.name, &[]);
+            continue;
+        }
+        // Its runner is the board's: it builds, and fits the chip.
+        let dir = new_project(&name, &board.name, &[]);
+        succeeds(&cargo(&dir, &["build", "--release"]));
+        let elf = repo().join("demo-firmware/target").join(&board.target).join("release").join(&name);
+        let (flash, ram) = image_size(&elf);
+        assert!(flash <= board.flash && ram <= board.ram, "{}: {flash} B of flash, {ram} B of RAM", board.name);
+        assert!(flash > 100_000, "{}: {flash} B of flash is not a firmware with Wasmtime", board.name);
+    }
 }
 
 #[test]
@@ -259,6 +302,8 @@ fn the_guide_shows_the_files_new_writes() {
     let guide_path = repo().join("docs/guide.md");
     let mut guide = std::fs::read_to_string(&guide_path).unwrap();
     if std::env::var_os("UPDATE_GUIDE").is_some() {
+        // Rewriting the guide passes by construction: never where the tests are the gate.
+        assert!(std::env::var_os("CI").is_none(), "UPDATE_GUIDE is set in CI, where the guide must be checked, not rewritten");
         // Rewrites each titled block from what `new` wrote, as golden files are updated.
         for (path, text) in guide_files(&guide) {
             if let Some((_, now)) = written.iter().find(|(p, _)| *p == path) {
@@ -305,9 +350,11 @@ fn every_mistake_is_one_line_and_exit_code_1() {
         "error: taken exists already; give `new` a directory that does not exist yet"
     );
     assert_eq!(
-        usage_error_line(&cargo_wasm_embed(&dir, &["new", "fresh", "--board", "esp32"])),
-        "error: invalid value 'esp32' for '--board <BOARD>' [possible values: qemu-m4, qemu-m3, qemu-riscv, \
-         nrf52840-dk]; see --help"
+        usage_error_line(&cargo_wasm_embed(&dir, &["new", "fresh", "--board", "arduino-uno"])),
+        format!(
+            "error: invalid value 'arduino-uno' for '--board <BOARD>' [possible values: {}]; see --help",
+            boards().iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ")
+        )
     );
     assert_eq!(
         error_line(&cargo_wasm_embed(
@@ -342,6 +389,7 @@ fn every_mistake_is_one_line_and_exit_code_1() {
         "error: text.wasm is not a .wasm file (no wasm magic); give --wasm a WebAssembly binary"
     );
     succeeds(&cargo_wasm_embed(&dir, &["add-guest", "filter"]));
+    let guests_before = tree(&dir.join("guests"));
     assert_eq!(
         error_line(&cargo_wasm_embed(&dir, &["add-guest", "filter"])),
         "error: guests/filter exists already; choose another guest name"
@@ -370,9 +418,27 @@ fn every_mistake_is_one_line_and_exit_code_1() {
         error_line(&cargo_wasm_embed(&dir, &["add-guest", "Filter"])),
         "error: `Filter` is not a guest name; use lowercase letters, digits, `-` and `_`, starting with a letter"
     );
-    // Nothing was half-written by the failed attempts.
+    // Nothing was half-written by the failed attempts: the manifest lists the one guest,
+    // and guests/ holds what it held, byte for byte.
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("guests = [\"guests/filter\"]"), "{manifest}");
+    assert_eq!(tree(&dir.join("guests")), guests_before);
+}
+
+/// Every file under `dir` with its bytes, and every directory, by path.
+fn tree(dir: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            entries.push((path.clone(), None));
+            entries.extend(tree(&path));
+        } else {
+            entries.push((path.clone(), Some(std::fs::read(&path).unwrap())));
+        }
+    }
+    entries.sort();
+    entries
 }
 
 #[test]

@@ -3,9 +3,7 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::entry;
-use cortex_m_semihosting::hprintln;
-use demo_firmware::{exit, guests, heap};
+use demo_firmware::{exit, guests, heap, say};
 
 /// What the host gives the guest through its `host.extra` import.
 struct Host;
@@ -16,17 +14,18 @@ impl guests::add::Host for Host {
     }
 }
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
     match run() {
         Ok(sum) => {
-            hprintln!("add_with_extra(1, 2) = {sum}");
-            hprintln!("peak heap: {} bytes", heap::peak());
+            say!("add_with_extra(1, 2) = {sum}");
+            say!("peak heap: {} bytes", heap::peak());
             exit(true)
         }
         Err(error) => {
-            hprintln!("error: {error}");
+            say!("error: {error}");
             exit(false)
         }
     }

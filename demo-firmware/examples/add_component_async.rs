@@ -13,13 +13,12 @@ use demo_firmware::{exit, guests, heap, say};
 use embassy_executor::Spawner;
 use embassy_time::Timer;
 use guests::add_component::{AddComponentAsync, wit_async};
-use wasm_embed::__private::wasmtime;
 
 /// What the firmware gives the guest through its `extra` import, after a wait.
 struct Host;
 
 impl wit_async::AddImports for Host {
-    async fn extra(&mut self) -> wasmtime::Result<u32> {
+    async fn extra(&mut self) -> wasm_embed::ImportResult<u32> {
         Timer::after_micros(100).await;
         Ok(42)
     }

@@ -10,7 +10,7 @@ use cortex_m_rt::entry;
 use demo_firmware::flash::Flash;
 use demo_firmware::uart::Uart;
 use demo_firmware::{exit, guests, heap, say};
-use wasm_embed::update::{Slots, UpdateError, Version};
+use wasm_embed::update::{Slots, UpdateError};
 
 /// Two slots of 8 erase pages each.
 const SLOTS: u32 = 64 * 1024;
@@ -47,11 +47,13 @@ fn run() -> Result<u32, UpdateError> {
     // SAFETY: the stand-in is mapped at its base for good and written only through it.
     let mut slots = unsafe { Slots::new(flash, 0..SLOTS, mapped, &guests::add::UPDATABLE, guests::UPDATE_KEY)? };
     if let Some(frame) = uart.frame().filter(|frame| frame.kind == 1) {
-        uart.install(&mut slots, frame.len as usize, Version::ZERO)?;
+        uart.install(&mut slots, frame.len as usize)?;
     }
-    let current = slots.current(Version::ZERO);
-    let engine = wasm_embed::engine(current.settings()).map_err(UpdateError::Load)?;
+    let current = slots.current()?;
+    let engine = wasm_embed::engine(current.settings())?;
     let module = current.load(&engine)?;
-    let mut add = guests::add::Add::new(&module, Host).map_err(UpdateError::Load)?;
-    add.add_with_extra(1, 2).map_err(UpdateError::Load)
+    let mut add = guests::add::Add::new(&module, Host)?;
+    let sum = add.add_with_extra(1, 2)?;
+    slots.confirm()?;
+    Ok(sum)
 }

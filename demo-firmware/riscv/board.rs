@@ -14,7 +14,9 @@ fn exception(frame: &riscv_rt::TrapFrame) -> ! {
     let cause = riscv::register::mcause::read().bits();
     let pc = riscv::register::mepc::read();
     let value = riscv::register::mtval::read();
-    semihosting::println!("error: exception {cause} at pc {pc:#010x} (mtval {value:#010x}, ra {:#010x})", frame.ra);
+    if !crate::heap::report_exhaustion() {
+        semihosting::println!("error: exception {cause} at pc {pc:#010x} (mtval {value:#010x}, ra {:#010x})", frame.ra);
+    }
     exit(false)
 }
 

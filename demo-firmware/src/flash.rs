@@ -1,9 +1,10 @@
 //! QEMU's stand-in for a NOR flash such as the nRF52840's NVMC: a RAM region that keeps
 //! its contents across a reset, used only through `embedded-storage`'s `NorFlash` with
 //! the nRF52840's sizes and NOR's rules. An erase sets a 4 KiB page to 0xFF, a write is
-//! whole 32-bit words and can only clear bits, and the CPU reads the region in place, as
-//! it reads flash. So the update storage above it is the code a device runs; on the
-//! nRF52840-DK the HAL's NVMC driver takes this one's place.
+//! whole 32-bit words, each written once between erases (as ECC flash demands; the
+//! nRF52840 allows two), and the CPU reads the region in place, as it reads flash. So the
+//! update storage above it is the code a device runs; on the nRF52840-DK the HAL's NVMC
+//! driver takes this one's place.
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 
@@ -94,6 +95,11 @@ impl NorFlash for Flash {
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Error> {
         let start = self.check(offset, bytes.len(), Self::WRITE_SIZE)?.cast::<u32>();
+        let words = || bytes.chunks_exact(4).map(|word| u32::from_le_bytes(word.try_into().expect("4 bytes")));
+        // SAFETY: inside the region, word-aligned.
+        if words().enumerate().any(|(i, word)| word != u32::MAX && unsafe { start.add(i).read_volatile() } != u32::MAX) {
+            return Err(Error(NorFlashErrorKind::Other));
+        }
         for (i, word) in bytes.chunks_exact(4).enumerate() {
             let word = u32::from_le_bytes(word.try_into().expect("4 bytes"));
             // SAFETY: inside the region, word-aligned. NOR programming only clears bits.

@@ -35,6 +35,10 @@ impl CountingHeap {
 unsafe impl GlobalAlloc for CountingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = unsafe { self.heap.alloc(layout) };
+        // Where the caller cannot go on without the block (a `Box::new`, not a
+        // `try_reserve`), the panic that follows is a bare trap under `panic =
+        // "immediate-abort"`: the fault handler learns from this why it came.
+        LAST_FAILED.store(if ptr.is_null() { layout.size() } else { 0 }, Ordering::Relaxed);
         if !ptr.is_null() {
             self.grew(layout.size());
             if layout.size() == WATCHED.load(Ordering::Relaxed) {
@@ -55,12 +59,31 @@ unsafe impl GlobalAlloc for CountingHeap {
     // at once and the peak counts both.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new = unsafe { self.heap.realloc(ptr, layout, new_size) };
+        LAST_FAILED.store(if new.is_null() { new_size } else { 0 }, Ordering::Relaxed);
         if !new.is_null() {
             self.grew(new_size);
             self.shrank(layout.size());
         }
         new
     }
+}
+
+/// The size of the last allocation, if it failed.
+static LAST_FAILED: AtomicUsize = AtomicUsize::new(0);
+
+/// Called by the fault handlers first: if the last allocation failed, the fault is the
+/// trap of a caller that could not go on without it, and this prints the one line that
+/// says so and returns true.
+pub fn report_exhaustion() -> bool {
+    let size = LAST_FAILED.load(Ordering::Relaxed);
+    if size != 0 {
+        crate::say!(
+            "error: the heap ran out: {size} bytes could not be allocated with {} of its {HEAP_SIZE} bytes in use; \
+             give the heap more RAM, or set fewer guests up at once",
+            used()
+        );
+    }
+    size != 0
 }
 
 /// What a watched block is painted with.
@@ -99,6 +122,11 @@ pub fn init() {
 /// [`reset_peak`].
 pub fn peak() -> usize {
     HEAP.peak.load(Ordering::Relaxed)
+}
+
+/// Bytes of RAM the heap was given.
+pub fn size() -> usize {
+    HEAP_SIZE
 }
 
 /// Bytes allocated now.

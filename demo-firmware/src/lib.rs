@@ -16,9 +16,11 @@ pub mod uart;
 mod board;
 
 pub use board::{TICKS_PER_MS, exit, ticks};
+#[cfg(target_arch = "arm")]
+pub use board::COUNTER;
 
 /// embassy-time's driver for the board's timer (the `embassy` feature).
-#[cfg(feature = "embassy")]
+#[cfg(feature = "tasks")]
 #[cfg_attr(target_arch = "arm", path = "time.rs")]
 #[cfg_attr(target_arch = "riscv32", path = "../riscv/time.rs")]
 pub mod time;

@@ -116,6 +116,8 @@ pub fn init() {
 unsafe fn DefaultHandler(interrupt: i16) {
     if interrupt == Timer0.number() as i16 {
         DRIVER.alarm();
+    } else if interrupt == crate::uart::RECEIVE_INTERRUPT as i16 {
+        crate::uart::on_receive();
     } else {
         crate::say!("error: unexpected interrupt {interrupt}");
         crate::exit(false);

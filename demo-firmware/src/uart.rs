@@ -1,11 +1,14 @@
-//! The board's first UART, receiving what a host sends: QEMU's mps2 boards have a CMSDK
-//! APB UART there. The update examples get their packages through it, in frames.
+//! The board's first UART: QEMU's mps2 boards have a CMSDK APB UART there. The update
+//! examples get their packages through it: the size report's add examples in frames of
+//! their own, the update example as MCUmgr's SMP, which it receives under embassy with
+//! the UART's receive interrupt (UART0 RX, interrupt 0) and answers on its transmitter.
 
 use alloc::string::String;
 use alloc::vec;
 
 use embedded_storage::nor_flash::NorFlash;
 use wasm_embed::update::{Slots, UpdateError, Version};
+
 
 use crate::{exit, say};
 
@@ -29,16 +32,65 @@ impl Default for Uart {
     }
 }
 
-impl Uart {
-    const BASE: usize = 0x4000_4000;
+const BASE: usize = 0x4000_4000;
+const DATA: *mut u32 = BASE as *mut u32;
+const STATE: *const u32 = (BASE + 0x04) as *const u32;
+const CTRL: *mut u32 = (BASE + 0x08) as *mut u32;
+#[cfg(feature = "tasks")]
+const INTCLEAR: *mut u32 = (BASE + 0x0C) as *mut u32;
+const BAUDDIV: *mut u32 = (BASE + 0x10) as *mut u32;
+const TX_FULL: u32 = 1 << 0;
+const RX_FULL: u32 = 1 << 1;
+const TX_ENABLE: u32 = 1 << 0;
+const RX_ENABLE: u32 = 1 << 1;
+#[cfg(feature = "tasks")]
+const RX_INTERRUPT_ENABLE: u32 = 1 << 3;
+#[cfg(feature = "tasks")]
+const RX_INTERRUPT: u32 = 1 << 1;
 
+impl Uart {
     pub fn new() -> Uart {
-        // SAFETY: the UART's control and baud-divider registers; receive on.
+        // SAFETY: the UART's control and baud-divider registers; transmit and receive on.
         unsafe {
-            ((Self::BASE + 0x10) as *mut u32).write_volatile(16);
-            ((Self::BASE + 0x08) as *mut u32).write_volatile(0b10);
+            BAUDDIV.write_volatile(16);
+            CTRL.write_volatile(TX_ENABLE | RX_ENABLE);
         }
         Uart
+    }
+
+    /// Sends `bytes`, waiting while the transmitter is full.
+    pub fn write(&self, bytes: &[u8]) {
+        for &byte in bytes {
+            // SAFETY: the UART's state and data registers.
+            unsafe {
+                while STATE.read_volatile() & TX_FULL != 0 {}
+                DATA.write_volatile(u32::from(byte));
+            }
+        }
+    }
+
+    /// The next byte, as soon as one arrives: the task sleeps until the receive
+    /// interrupt.
+    #[cfg(feature = "tasks")]
+    pub async fn receive(&self) -> u8 {
+        core::future::poll_fn(|context| {
+            // SAFETY: the UART's registers; the interrupt handler only clears its flag and
+            // the interrupt enable.
+            unsafe {
+                if STATE.read_volatile() & RX_FULL != 0 {
+                    return core::task::Poll::Ready(DATA.read_volatile() as u8);
+                }
+                RECEIVED.register(context.waker());
+                CTRL.write_volatile(CTRL.read_volatile() | RX_INTERRUPT_ENABLE);
+                // A byte that arrived before the interrupt was on raises none.
+                if STATE.read_volatile() & RX_FULL != 0 {
+                    CTRL.write_volatile(CTRL.read_volatile() & !RX_INTERRUPT_ENABLE);
+                    return core::task::Poll::Ready(DATA.read_volatile() as u8);
+                }
+            }
+            core::task::Poll::Pending
+        })
+        .await
     }
 
     /// The next byte, or `None` if none comes for a long while.
@@ -46,8 +98,8 @@ impl Uart {
         for _ in 0..50_000_000u32 {
             // SAFETY: the UART's state and data registers.
             unsafe {
-                if ((Self::BASE + 0x04) as *const u32).read_volatile() & 0b10 != 0 {
-                    return Some(((Self::BASE) as *const u32).read_volatile() as u8);
+                if STATE.read_volatile() & RX_FULL != 0 {
+                    return Some(DATA.read_volatile() as u8);
                 }
             }
         }
@@ -94,8 +146,8 @@ impl Uart {
 
     /// Installs a package of `len` bytes as it arrives; on an error, the rest of it is read
     /// and dropped so that the next frame is found.
-    pub fn install<F: NorFlash>(&self, slots: &mut Slots<F>, len: usize, floor: Version) -> Result<Version, UpdateError> {
-        let mut install = match slots.install(len, floor) {
+    pub fn install<F: NorFlash>(&self, slots: &mut Slots<F>, len: usize) -> Result<Version, UpdateError> {
+        let mut install = match slots.install(len) {
             Ok(install) => install,
             Err(error) => {
                 self.skip(len);
@@ -116,4 +168,40 @@ impl Uart {
         }
         install.finish()
     }
+}
+
+/// Wakes the task waiting in [`Uart::receive`].
+#[cfg(feature = "tasks")]
+static RECEIVED: embassy_sync::waitqueue::AtomicWaker = embassy_sync::waitqueue::AtomicWaker::new();
+
+/// The UART's receive interrupt on the MPS2 boards.
+#[cfg(feature = "tasks")]
+pub const RECEIVE_INTERRUPT: u16 = 0;
+
+/// The receive interrupt: a byte arrived. The waiting task reads it.
+#[cfg(feature = "tasks")]
+pub fn on_receive() {
+    // SAFETY: the UART's control and interrupt-clear registers.
+    unsafe {
+        CTRL.write_volatile(CTRL.read_volatile() & !RX_INTERRUPT_ENABLE);
+        INTCLEAR.write_volatile(RX_INTERRUPT);
+    }
+    RECEIVED.wake();
+}
+
+/// Lets the receive interrupt through the NVIC: call it once, before the first
+/// [`Uart::receive`].
+#[cfg(feature = "tasks")]
+pub fn enable_interrupt() {
+    #[derive(Clone, Copy)]
+    struct Receive;
+    // SAFETY: the MPS2 boards' UART0 receive interrupt.
+    unsafe impl cortex_m::interrupt::InterruptNumber for Receive {
+        fn number(self) -> u16 {
+            RECEIVE_INTERRUPT
+        }
+    }
+    // SAFETY: its handler (`on_receive`, through the time driver's DefaultHandler) is
+    // ready.
+    unsafe { cortex_m::peripheral::NVIC::unmask(Receive) };
 }

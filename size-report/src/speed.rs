@@ -11,7 +11,12 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{Edit, WITH_64_KIB_PAGES, WITH_SIMD, cargo, edit, elf, fail, flash_of, group, guest_report, repo, variant};
+use crate::add::{WITH_64_KIB_PAGES, WITH_SIMD};
+use crate::cargo::{cargo, repo};
+use crate::elf::{elf, flash_of};
+use crate::fail;
+use crate::format::group;
+use crate::measure::{Edit, edit, guest_report, variant};
 
 mod host;
 
@@ -173,9 +178,12 @@ pub fn main() {
         levers.push((*name, build, measured));
     }
     if let Some(path) = &coremark {
-        eprintln!("speed: building and running CoreMark on RISC-V");
-        let riscv = riscv_coremark(path).unwrap_or_else(|e| fail(&e));
-        print_coremark(&profiles, riscv);
+        let mut cores = Vec::new();
+        for core in &CORES {
+            eprintln!("speed: building and running CoreMark on the {}", core.name);
+            cores.push((core.name, core_coremark(core, path).unwrap_or_else(|e| fail(&e))));
+        }
+        print_coremark(&profiles, &cores);
     }
     print_levers(&profiles, &levers);
     print_kernels(&profiles);
@@ -263,8 +271,16 @@ fn scores(stdout: &str) -> Result<(f64, f64), String> {
     Ok((score(stdout, "pulley")?, score(stdout, "wasmi")?))
 }
 
-/// The RISC-V target, run on QEMU's `virt` board.
-const RISCV: &str = "riscv32imac-unknown-none-elf";
+/// A core CoreMark runs on besides the Cortex-M4: its Rust target (a spec's path for a
+/// core without compare-and-swap), its QEMU board, and what its memory map must give.
+struct Core {
+    /// The variant's directory name.
+    id: &'static str,
+    name: &'static str,
+    target: fn() -> String,
+    qemu: &'static [&'static str],
+    edits: &'static [Edit],
+}
 
 /// CoreMark's firmware carries wasmi at opt-level 3 and CoreMark with its 64 KiB pages
 /// besides every guest: on RISC-V that is more than the nRF52840-sized 1 MiB of flash
@@ -275,29 +291,54 @@ const RISCV_BENCH_FLASH: Edit = edit(
     "FLASH : ORIGIN = 0x80000000, LENGTH = 2M\n  RAM : ORIGIN = 0x80200000",
 );
 
-/// CoreMark in the firmware as it ships, built for RISC-V and run on QEMU's `virt` board
+/// The cores of `./x speed`'s CoreMark table beside the Cortex-M4.
+const CORES: [Core; 3] = [
+    Core {
+        id: "m33",
+        name: "Cortex-M33 (mps2-an505, thumbv8m.main-none-eabihf)",
+        target: || "thumbv8m.main-none-eabihf".to_owned(),
+        qemu: &["qemu-system-arm", "-machine", "mps2-an505", "-cpu", "cortex-m33"],
+        edits: &[],
+    },
+    Core {
+        id: "riscv",
+        name: "RISC-V rv32imac (virt, riscv32imac-unknown-none-elf)",
+        target: || "riscv32imac-unknown-none-elf".to_owned(),
+        qemu: &["qemu-system-riscv32", "-machine", "virt", "-cpu", "rv32", "-bios", "none"],
+        edits: &[RISCV_BENCH_FLASH],
+    },
+    Core {
+        id: "riscv-imc",
+        name: "RISC-V rv32imc, no compare-and-swap (virt with a=false, its target spec)",
+        target: || repo().join("cargo-wasm-embed/targets/riscv32imc-unknown-none-elf.json").display().to_string(),
+        qemu: &["qemu-system-riscv32", "-machine", "virt", "-cpu", "rv32,a=false", "-bios", "none"],
+        edits: &[RISCV_BENCH_FLASH],
+    },
+];
+
+/// CoreMark in the firmware as it ships, built for `core` and run on its QEMU board
 /// under `-icount shift=0`: Pulley's score, and wasmi's or the line it failed with.
-fn riscv_coremark(coremark: &Path) -> Result<(f64, Result<f64, String>), String> {
+fn core_coremark(core: &Core, coremark: &Path) -> Result<(f64, Result<f64, String>), String> {
     let mut edits = PROFILES[SHIPPED].edits.to_vec();
     edits.push(with_coremark(coremark));
-    edits.push(RISCV_BENCH_FLASH);
-    let variant = variant("speed riscv", &edits)?;
+    edits.extend_from_slice(core.edits);
+    let variant = variant(&format!("speed {}", core.id), &edits)?;
     let example = variant.example("coremark");
-    let built = cargo(&variant.dir, &["build", "--release", "--features", "coremark", "--example", &example, "--target", RISCV])?;
-    let executable = built.executables.last().ok_or("cargo built no RISC-V CoreMark firmware")?;
-    // wasmi fails on this core (see docs/speed.md) after Pulley's score is printed: the run
+    let target = (core.target)();
+    let built = cargo(&variant.dir, &["build", "--release", "--features", "coremark", "--example", &example, "--target", &target])?;
+    let executable = built.executables.last().ok_or_else(|| format!("cargo built no CoreMark firmware for {}", core.name))?;
+    // wasmi fails on RISC-V (see docs/speed.md) after Pulley's score is printed: the run
     // then exits with failure, and Pulley's score still counts.
-    let (_, stdout) = run_qemu(QEMU_RISCV, executable)?;
+    let (_, stdout) = run_qemu(core.qemu, executable)?;
     let wasmi = score(&stdout, "wasmi").map_err(|_| {
         stdout.lines().find(|l| l.starts_with("error")).unwrap_or("no score").to_owned()
     });
     Ok((score(&stdout, "pulley")?, wasmi))
 }
 
-/// QEMU's Cortex-M4 board and its RISC-V `virt` board, each run under `-icount shift=0`
-/// (1 ns of virtual time per executed instruction).
+/// QEMU's Cortex-M4 board, run under `-icount shift=0` (1 ns of virtual time per executed
+/// instruction), as every core is.
 pub(crate) const QEMU_M4: &[&str] = &["qemu-system-arm", "-machine", "mps2-an386", "-cpu", "cortex-m4"];
-const QEMU_RISCV: &[&str] = &["qemu-system-riscv32", "-machine", "virt", "-bios", "none"];
 
 /// Runs `executable` on QEMU's Cortex-M4; what it printed, if it exited with success.
 pub(crate) fn qemu(executable: &Path) -> Result<String, String> {
@@ -333,8 +374,8 @@ fn parse_run(line: &str) -> Option<Run> {
     })
 }
 
-fn print_coremark(profiles: &[Measured], riscv: (f64, Result<f64, String>)) {
-    println!("## CoreMark on the Cortex-M4 (QEMU mps2-an386) and on RISC-V (QEMU virt), `-icount shift=0`\n");
+fn print_coremark(profiles: &[Measured], cores: &[(&str, (f64, Result<f64, String>))]) {
+    println!("## CoreMark on the Cortex-M4 (QEMU mps2-an386) and on the other cores, `-icount shift=0`\n");
     println!(
         "CoreMark 1.0 (`coremark-minimal.wasm`, wasm3's build) as a prebuilt guest: the same bytes, after this \
          pipeline, under Pulley and under wasmi 2.0. Score = iterations per 10^9 executed instructions (CoreMark's \
@@ -356,15 +397,18 @@ fn print_coremark(profiles: &[Measured], riscv: (f64, Result<f64, String>)) {
         let Some((pulley, wasmi)) = m.coremark else { continue };
         row(profile.name, pulley, Some(wasmi));
     }
-    let (pulley, wasmi) = riscv;
-    row("RISC-V (rv32imac, QEMU virt), as shipped: opt-level 3, fuel on", pulley, wasmi.as_ref().ok().copied());
+    for (core, (pulley, wasmi)) in cores {
+        row(&format!("{core}, as shipped: opt-level 3, fuel on"), *pulley, wasmi.as_ref().ok().copied());
+    }
     println!(
-        "\nThe RISC-V row is the same firmware and module built for riscv32imac-unknown-none-elf: its scores are per \
-         10^9 RISC-V instructions, which are not the Cortex-M4's, so it compares the two runtimes on that core, not \
-         the two cores."
+        "\nThe rows below the Cortex-M4's are the same firmware and module built for each core: their scores are per \
+         10^9 of that core's instructions, which are not the Cortex-M4's, so each compares the two runtimes on its \
+         core, not the cores."
     );
-    if let Err(line) = wasmi {
-        println!("\nwasmi on RISC-V did not finish; the firmware printed: `{line}`.");
+    for (core, (_, wasmi)) in cores {
+        if let Err(line) = wasmi {
+            println!("\nwasmi on the {core} did not finish; the firmware printed: `{line}`.");
+        }
     }
     println!("\nPublished CoreMark scores on real chips, for scale:\n");
     println!("| runtime | chip | score |");

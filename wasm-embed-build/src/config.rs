@@ -292,19 +292,38 @@ impl Builder {
             None => skip_reason(cargo::var),
         };
         let mut watched = Vec::new();
-        let (specs, metadata_key) = if self.guests.is_empty() {
-            let manifest = manifest_dir.join("Cargo.toml");
-            watched.push(manifest.clone());
-            guests_from_metadata(&manifest)?
-        } else {
-            (self.guests.clone(), None)
+        // The metadata's `update-key` counts whether the guests come from it or from
+        // `Builder::guest`: a firmware that names its guests in build.rs still gets the
+        // key its Cargo.toml names.
+        let manifest = manifest_dir.join("Cargo.toml");
+        let (listed, metadata_key) = match self.guests.is_empty() || manifest.is_file() {
+            true => {
+                watched.push(manifest.clone());
+                read_metadata(&manifest, !self.guests.is_empty())?
+            }
+            false => (Vec::new(), None),
+        };
+        let specs = match self.guests.is_empty() {
+            true if listed.is_empty() => return Err(Error::NoGuests { manifest }),
+            true => listed,
+            false => self.guests.clone(),
         };
         let update_key = self.update_key.clone().or(metadata_key.map(|key| manifest_dir.join(key)));
         let updates = match (update_key, self.development_key) {
             (Some(path), _) => Some(self.updates(&path, None, &out_dir, &mut watched)?),
             (None, true) => {
                 let (public, secret) = crate::package::development_key(&default_guest_target_dir(&out_dir))?;
-                Some(self.updates(&public, Some(secret), &out_dir, &mut watched)?)
+                if cargo::var("PROFILE").as_deref() == Some("release") {
+                    cargo.warning(format!(
+                        "a release build whose guests accept updates signed with the development key in {}: \
+                         anyone with this target directory can sign them; build releases with Builder::update_key \
+                         and sign with `cargo wasm-embed sign`",
+                        secret.parent().unwrap_or(&secret).display()
+                    ));
+                }
+                let mut updates = self.updates(&public, Some(secret), &out_dir, &mut watched)?;
+                updates.development = true;
+                Some(updates)
             }
             (None, false) => None,
         };
@@ -375,6 +394,7 @@ impl Builder {
         Ok(crate::package::Updates {
             key,
             signing,
+            development: false,
             dir: self.update_dir.clone().unwrap_or_else(|| default_update_dir(out_dir)),
             versions: self.versions.clone(),
             default_version: cargo::var("CARGO_PKG_VERSION").unwrap_or_else(|| "0.0.0".to_owned()),
@@ -482,8 +502,9 @@ fn default_guest_target_dir(out_dir: &Path) -> PathBuf {
 }
 
 /// Reads `guests = [...]` and `update-key` from `[package.metadata.wasm-embed]` of
-/// `manifest`.
-fn guests_from_metadata(manifest: &Path) -> Result<(Vec<String>, Option<String>), Error> {
+/// `manifest`. With `guests_given`, a manifest that is no package (a workspace's) has
+/// nothing to add rather than being an error.
+fn read_metadata(manifest: &Path, guests_given: bool) -> Result<(Vec<String>, Option<String>), Error> {
     let bad = |message: &str| Error::BadMetadata {
         manifest: manifest.to_owned(),
         message: message.to_owned(),
@@ -497,8 +518,12 @@ fn guests_from_metadata(manifest: &Path) -> Result<(Vec<String>, Option<String>)
         .packages
         .iter()
         .find(|p| p.manifest_path.as_std_path() == manifest)
-        .or_else(|| metadata.root_package())
-        .ok_or_else(|| bad("it is not a package manifest"))?;
+        .or_else(|| metadata.root_package());
+    let package = match package {
+        Some(package) => package,
+        None if guests_given => return Ok((Vec::new(), None)),
+        None => return Err(bad("it is not a package manifest")),
+    };
     let update_key = match package.metadata.get("wasm-embed").and_then(|s| s.get("update-key")) {
         Some(key) => Some(key.as_str().ok_or_else(|| bad("`update-key` must be the path of a public key file"))?.to_owned()),
         None => None,
@@ -510,11 +535,6 @@ fn guests_from_metadata(manifest: &Path) -> Result<(Vec<String>, Option<String>)
         .map_err(|message| bad(&message))?,
         None => Vec::new(),
     };
-    if guests.is_empty() {
-        return Err(Error::NoGuests {
-            manifest: manifest.to_owned(),
-        });
-    }
     Ok((guests, update_key))
 }
 

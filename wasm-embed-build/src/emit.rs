@@ -38,8 +38,13 @@ pub fn emit(out_dir: &Path, settings: &Settings, guests: &[Guest], updates: Opti
         let _ = writeln!(
             module,
             "/// The public key updates must be signed with (`Builder::update_key`).\n\
-             pub const UPDATE_KEY: ::wasm_embed::update::PublicKey = ::wasm_embed::update::PublicKey::new({:?});\n",
-            updates.key.bytes()
+             pub const UPDATE_KEY: ::wasm_embed::update::PublicKey = ::wasm_embed::update::PublicKey::new({:?});\n\n\
+             /// Whether [`UPDATE_KEY`] is the build's own development key\n\
+             /// (`Builder::development_update_key`), whose secret half lies in the target\n\
+             /// directory: a firmware may refuse to ship, or say so at start.\n\
+             pub const UPDATE_KEY_IS_DEVELOPMENT: bool = {};\n",
+            updates.key.bytes(),
+            updates.development
         );
     }
     for guest in guests {

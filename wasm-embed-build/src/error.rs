@@ -216,7 +216,8 @@ pub enum Error {
         /// The guest's name, as the generated module names it.
         guest: String,
         /// The version given for it (its crate's, `Builder::guest_version`'s, or the
-        /// firmware's for a prebuilt guest), which is not a plain `major.minor.patch`.
+        /// firmware's for a prebuilt guest), which is not a plain `major.minor.patch` with
+        /// each part at most 2,097,151.
         version: String,
     },
     /// A guest's update package cannot be written.
@@ -383,8 +384,8 @@ impl fmt::Display for Error {
             Error::UpdateKey { path, message } => write!(f, "wasm-embed-build: key file {}: {message}", path.display()),
             Error::BadVersion { guest, version } => write!(
                 f,
-                "guest `{guest}`: version `{version}` cannot order updates; give it a plain `major.minor.patch` \
-                 (its Cargo.toml version, or Builder::guest_version for a prebuilt guest)"
+                "guest `{guest}`: version `{version}` cannot order updates; give it a plain `major.minor.patch`, each \
+                 part at most 2097151 (its Cargo.toml version, or Builder::guest_version for a prebuilt guest)"
             ),
             Error::Package { guest, message } => write!(
                 f,

@@ -22,6 +22,8 @@ pub(crate) struct Updates {
     pub key: PublicKey,
     /// The key a development build signs with.
     pub signing: Option<SecretKey>,
+    /// Whether `key` is the build's own development key.
+    pub development: bool,
     /// Where the packages go.
     pub dir: PathBuf,
     /// Versions given for guests by name, which win over their crates'.

@@ -54,5 +54,8 @@ fn invalid_wasm_and_each_unsupported_feature_is_a_build_error_naming_the_guest_a
             );
         }
         assert_eq!(error.lines().count(), 1, "{error}");
+        if guest == "simd" {
+            common::quoted_in_docs("prebuilt.md", &error);
+        }
     }
 }

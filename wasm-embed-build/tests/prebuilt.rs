@@ -151,6 +151,7 @@ fn a_missing_file_a_file_that_is_not_wasm_and_clashing_names_are_one_line_each()
             common::repo().join("vendor/no-such-module.wasm").display()
         )
     );
+    common::quoted_in_docs("prebuilt.md", &error.to_string());
 
     let (error, path) = build_error("prebuilt-not-wasm", "notes.wasm", b"#!/bin/sh\necho not a module\n");
     assert_eq!(

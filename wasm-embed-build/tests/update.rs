@@ -13,6 +13,21 @@ use wasm_embed::update::{Package, SecretKey, Updatable, Version, read_public_key
 
 const INTERFACE: &str = "import host.extra: () -> i32\nexport add_with_extra: (i32, i32) -> i32\n";
 
+/// Fails if `file` holds `seed` as raw bytes, in hex of either case, or as a list of
+/// numbers (as the emitted module writes keys), however it is wrapped.
+fn assert_no_secret(file: &Path, seed: &[u8; 32]) {
+    let bytes = std::fs::read(file).unwrap();
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let text = String::from_utf8_lossy(&bytes).to_lowercase();
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let decimal: String = format!("{seed:?}").replace(' ', "");
+    let decimal = decimal.trim_matches(|c| c == '[' || c == ']');
+    let shown = file.display();
+    assert!(!bytes.windows(32).any(|w| w == seed), "{shown} holds the secret key");
+    assert!(!compact.contains(&hex), "{shown} holds the secret key in hex");
+    assert!(!compact.contains(decimal), "{shown} holds the secret key as numbers");
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -74,12 +89,8 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     assert!(package.len() - verified.cwasm().len() <= 256, "{} bytes of overhead", package.len() - verified.cwasm().len());
 
     // The secret key is read, never copied: not in OUT_DIR, the module or the packages.
-    let seed = [0x5a; 32];
-    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
     for file in files_under(&common::out_dir_path("update")).into_iter().chain(files_under(&updates)) {
-        let bytes = std::fs::read(&file).unwrap();
-        assert!(!bytes.windows(32).any(|w| w == seed), "{} holds the secret key", file.display());
-        assert!(!bytes.windows(64).any(|w| w == hex.as_bytes()), "{} holds the secret key in hex", file.display());
+        assert_no_secret(&file, &[0x5a; 32]);
     }
 
     // A signing key that is not the update key's other half, and a secret key given as
@@ -121,14 +132,31 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
     assert_eq!(output.guests[0].unsigned_update.as_deref(), Some(&*firmware.join("updates/add.update.unsigned")));
     let module = compact(&std::fs::read_to_string(&output.module).unwrap());
     assert!(module.contains(&compact(&format!("PublicKey::new({:?})", secret.public_key().bytes()))), "{module}");
-
-    // The development key: made once, its secret half its owner's alone, and used to sign.
-    let output = builder("update-development-key")
-        .guest("guests/add")
-        .development_update_key()
-        .update_dir(common::out_dir("update-development-packages"))
+    // And so it does for a firmware whose build.rs names its guests with Builder::guest.
+    let output = builder("update-guest-and-metadata")
+        .manifest_dir(&firmware)
+        .guest(common::repo().join("guests/add").to_str().unwrap())
+        .update_dir(firmware.join("updates-of-guest"))
         .try_compile()
         .unwrap();
+    assert_eq!(
+        output.guests[0].unsigned_update.as_deref(),
+        Some(&*firmware.join("updates-of-guest/add.update.unsigned"))
+    );
+    let module = compact(&std::fs::read_to_string(&output.module).unwrap());
+    assert!(module.contains(&compact(&format!("PublicKey::new({:?})", secret.public_key().bytes()))), "{module}");
+
+    // The development key: made once, its secret half its owner's alone, used to sign,
+    // marked as such in the module, and nowhere in what the build writes.
+    let development = |test: &str| {
+        builder(test)
+            .guest("guests/add")
+            .development_update_key()
+            .update_dir(common::out_dir(&format!("{test}-packages")))
+            .try_compile()
+            .unwrap()
+    };
+    let output = development("update-development-key");
     let target = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_owned();
     let key = target.join("wasm-embed/development-key/update.key");
     #[cfg(unix)]
@@ -136,9 +164,43 @@ fn the_build_writes_signed_packages_that_verify_and_never_copies_the_secret_key(
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "{}", key.display());
     }
+    let key_text = std::fs::read_to_string(&key).unwrap();
     let public = read_public_key(&std::fs::read_to_string(key.with_extension("pub")).unwrap()).unwrap();
     let package = std::fs::read(output.guests[0].update.as_ref().unwrap()).unwrap();
     assert!(Package::check_signature(&package, &public).is_ok());
+    let module = compact(&std::fs::read_to_string(&output.module).unwrap());
+    assert!(module.contains("pubconstUPDATE_KEY_IS_DEVELOPMENT:bool=true;"), "{module}");
+    let seed: [u8; 32] = {
+        let hex = key_text.trim().rsplit(' ').next().unwrap();
+        std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+    };
+    assert_eq!(SecretKey::from_seed(seed).public_key(), public);
+    for file in files_under(&common::out_dir_path("update-development-key"))
+        .into_iter()
+        .chain(files_under(&common::out_dir_path("update-development-key-packages")))
+    {
+        assert_no_secret(&file, &seed);
+    }
+    // A debug build with it says nothing; a release build signed with it is warned.
+    let warning = "a release build whose guests accept updates signed with the development key";
+    assert!(!output.warnings.iter().any(|w| w.starts_with(warning)), "{:?}", output.warnings);
+    // SAFETY: this binary's only test, so no other thread reads the environment.
+    unsafe { std::env::set_var("PROFILE", "release") };
+    // A second build, here of another firmware in the same target directory, signs
+    // with the same key: it is made once.
+    let again = development("update-development-key-again");
+    unsafe { std::env::remove_var("PROFILE") };
+    assert!(
+        again.warnings.iter().any(|w| w.starts_with(warning) && w.ends_with("sign with `cargo wasm-embed sign`")),
+        "{:?}",
+        again.warnings
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), key_text);
+    let package = std::fs::read(again.guests[0].update.as_ref().unwrap()).unwrap();
+    assert!(Package::check_signature(&package, &public).is_ok());
+    // A firmware with a key of its own is not marked.
+    let module = compact(&std::fs::read_to_string(&build("dev.pub").unwrap().module).unwrap());
+    assert!(module.contains("pubconstUPDATE_KEY_IS_DEVELOPMENT:bool=false;"), "{module}");
     let error = build("dev.key");
     assert_eq!(
         error.err().unwrap().to_string(),

@@ -76,7 +76,10 @@
 //! updates into flash slots and runs them ([`update`]), and `package` writes and signs
 //! those packages on a host; `async` gives handles made by wasm-embed-build's `async`
 //! feature calls that are futures, yield every `Settings::fuel_yield_interval` units of
-//! fuel and await their imports (docs/async.md).
+//! fuel and await their imports (docs/async.md); `smp` serves those updates over
+//! MCUmgr's SMP ([`smp`]); `emulated-cas` gives a core without compare-and-swap
+//! (ARMv6-M, RV32 without A) the operations Wasmtime's `Arc` needs (its `cas` module,
+//! built for those cores only).
 #![no_std]
 #![warn(missing_docs)]
 // docs.rs shows which feature each item needs.
@@ -86,6 +89,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "emulated-cas")]
+pub mod cas;
 #[cfg(feature = "component-model")]
 mod component;
 mod config;
@@ -97,6 +102,8 @@ mod instance;
 mod memory;
 #[cfg(feature = "platform")]
 mod platform;
+#[cfg(feature = "smp")]
+pub mod smp;
 #[cfg(feature = "update")]
 pub mod update;
 
@@ -111,6 +118,18 @@ pub use guest::GuestComponent;
 pub use guest::{Guest, GuestModule};
 pub use memory::{GuestMemory, Pointer};
 pub use wasmtime::Engine;
+
+/// What an import of an async component guest returns (its `wit_async` bindings make
+/// the imports fallible): `Err` ends the guest's call with [`Fault::Import`]. Wasmtime's
+/// own `Result`, named here so that a firmware implements the bindings' traits without
+/// depending on Wasmtime itself.
+#[cfg(feature = "component-model")]
+pub type ImportResult<T> = wasmtime::Result<T>;
+
+/// The error of an [`ImportResult`]: `ImportError::msg("the sensor is gone")` makes one
+/// (Wasmtime's `Error`).
+#[cfg(feature = "component-model")]
+pub use wasmtime::Error as ImportError;
 
 /// What the module `wasm-embed-build` writes uses, and the on-device check's firmware
 /// (`module_of`); not for firmware code.

@@ -172,6 +172,7 @@ fn an_import_awaits_while_the_guest_waits_and_its_failure_is_an_import_fault() {
         "guest `add` failed in `add_with_extra`: its import failed: the host could not serve it: \
          the sensor channel is closed"
     );
+    quoted_in_docs(&error);
     // The store goes on working.
     add.host_mut().extra = Ok(1);
     assert_eq!(run(add.call_async(&func, (1, 2))).0.unwrap(), 4);
@@ -192,6 +193,7 @@ fn blocking_and_async_calls_each_refuse_the_other_kind_of_instance_in_one_line()
         "guest `add` was instantiated for async calls (new_async), so its export `add_with_extra` cannot \
          be called blocking; await the export's `_async` method, or instantiate it with `new`"
     );
+    quoted_in_docs(&error);
 
     let spin = guest("spin", SPIN, yielding(10_000, 100));
     let module = load(spin).unwrap();
@@ -206,6 +208,14 @@ fn blocking_and_async_calls_each_refuse_the_other_kind_of_instance_in_one_line()
         "guest `spin` was instantiated for blocking calls (new), so its export `spin` cannot be awaited; \
          instantiate it with `new_async`, or call the export's blocking method"
     );
+    quoted_in_docs(&error);
+}
+
+/// docs/async.md quotes `error` as the code prints it, a line of its own.
+fn quoted_in_docs(error: &Error) {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/async.md")).unwrap();
+    let message = error.to_string();
+    assert!(page.lines().any(|line| line == message), "docs/async.md does not quote: {message}");
 }
 
 #[test]

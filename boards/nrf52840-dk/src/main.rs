@@ -97,9 +97,9 @@ fn main() -> ! {
     let slots = unsafe {
         Slots::new(Nvmc::new(peripherals.NVMC, storage), 0..UPDATES_LEN as u32, mapped, &guests::add::UPDATABLE, guests::UPDATE_KEY)
     };
-    match slots.map(|slots| run_add(&slots)) {
-        Ok(Ok((version, sum))) => info!("add {} (image or update slot): add_with_extra(1, 2) = {}", defmt::Display2Format(&version), sum),
-        Ok(Err(failure)) | Err(failure) => error!("{}", defmt::Display2Format(&failure)),
+    match slots.and_then(|mut slots| run_add(&mut slots)) {
+        Ok((version, sum)) => info!("add {} (image or update slot): add_with_extra(1, 2) = {}", defmt::Display2Format(&version), sum),
+        Err(failure) => error!("{}", defmt::Display2Format(&failure)),
     }
     info!("heap in use after the add guest: {} bytes", heap::used());
     let Err(failure) = run(dk, &mut delay);
@@ -112,14 +112,18 @@ fn main() -> ! {
 }
 
 /// Runs the add guest from the newest update slot that passes every check, else the
-/// one built into the image. A transport (USB, BLE, RTT) would feed `Slots::install`;
-/// this board keeps no anti-rollback floor yet, so any signed version is accepted.
-fn run_add(slots: &Slots<Nvmc<pac::NVMC>>) -> Result<(Version, u32), UpdateError> {
-    let current = slots.current(Version::ZERO);
-    let engine = wasm_embed::engine(current.settings()).map_err(UpdateError::Load)?;
+/// one built into the image; a new one on trial, confirmed once its call returns. A
+/// transport (USB, BLE, RTT) would feed `Slots::install`; this board keeps no
+/// anti-rollback floor of its own yet, so any signed version from the image's own on is
+/// accepted.
+fn run_add(slots: &mut Slots<Nvmc<pac::NVMC>>) -> Result<(Version, u32), UpdateError> {
+    let current = slots.current()?;
+    let version = current.version();
+    let engine = wasm_embed::engine(current.settings())?;
     let module = current.load(&engine)?;
-    let sum = guests::add::Add::new(&module, Extra).and_then(|mut add| add.add_with_extra(1, 2));
-    Ok((current.version(), sum.map_err(UpdateError::Load)?))
+    let sum = guests::add::Add::new(&module, Extra).and_then(|mut add| add.add_with_extra(1, 2))?;
+    slots.confirm()?;
+    Ok((version, sum))
 }
 
 fn run(dk: Dk, delay: &mut Delay) -> Result<Infallible, Error> {

@@ -136,8 +136,49 @@ pub enum UpdateError {
         /// The slot's index, 0 or 1.
         slot: usize,
     },
-    /// Wasmtime refused the verified package.
+    /// The same package is in a slot already: installing it again would only wear the
+    /// flash.
+    AlreadyInstalled {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The package's version.
+        version: Version,
+        /// The slot that holds it, 0 or 1.
+        slot: usize,
+    },
+    /// An install while a guest is on trial: it could erase the confirmed fallback.
+    OnTrial {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The slot on trial, 0 or 1.
+        slot: usize,
+    },
+    /// A confirmation of a trial that was never loaded: a package that does not load
+    /// is never confirmed.
+    NotLoaded {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The slot on trial, 0 or 1.
+        slot: usize,
+    },
+    /// [`Slots::confirm_pending`](super::Slots::confirm_pending) of a slot that is not
+    /// pending.
+    NotPending {
+        /// The guest's name, as the generated `guests` module names it.
+        guest: &'static str,
+        /// The slot, 0 or 1.
+        slot: usize,
+    },
+    /// Wasmtime refused the verified package, or the engine for it could not be made.
     Load(crate::Error),
+}
+
+/// A guest that failed to load or run: so a firmware function that loads an update and
+/// calls it can use `?` on both kinds of error.
+impl From<crate::Error> for UpdateError {
+    fn from(error: crate::Error) -> UpdateError {
+        UpdateError::Load(error)
+    }
 }
 
 impl fmt::Display for UpdateError {
@@ -245,12 +286,33 @@ impl fmt::Display for UpdateError {
             Partition { guest, reason } => write!(
                 f,
                 "update slots for guest `{guest}` unusable: {reason}; give Slots::new a partition of an even number \
-                 of the flash's erase pages, inside the flash, mapped at a 16-byte-aligned address"
+                 of the flash's erase pages, inside the flash, mapped at a 16-byte-aligned address, on a flash \
+                 whose write size is a power of two up to 64 bytes"
             ),
             SlotInUse { guest, slot } => write!(
                 f,
                 "update for guest `{guest}` not installed: the guest runs from slot {slot}, which the install would \
                  erase; drop its handles and module first"
+            ),
+            AlreadyInstalled { guest, version, slot } => write!(
+                f,
+                "update for guest `{guest}` not installed: this package of version {version} is in slot {slot} \
+                 already; nothing to do"
+            ),
+            OnTrial { guest, slot } => write!(
+                f,
+                "update for guest `{guest}` not installed: the guest in slot {slot} is on trial; confirm or revert it \
+                 first (Slots::confirm, Slots::revert)"
+            ),
+            NotLoaded { guest, slot } => write!(
+                f,
+                "update for guest `{guest}` not confirmed: the guest on trial in slot {slot} was not loaded; load it \
+                 from Slots::current and test it before Slots::confirm"
+            ),
+            NotPending { guest, slot } => write!(
+                f,
+                "update for guest `{guest}` not confirmed: slot {slot} holds no pending package; confirm the guest \
+                 that runs with Slots::confirm"
             ),
             Load(error) => write!(f, "verified update not loaded: {error}"),
         }

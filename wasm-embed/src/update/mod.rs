@@ -3,16 +3,19 @@
 //!
 //! A `.cwasm` is code that can read and write all of the device's memory (Pulley does
 //! not verify bytecode), so an update is refused unless every check passes, in this
-//! order: its length and format, the signer's key, the ed25519 signature over every
-//! byte before it, the guest's name and kind, the Wasmtime version and settings it was
+//! order: its length and format, the signer's key, the ed25519 signature over its
+//! header, the guest's name and kind, the Wasmtime version and settings it was
 //! precompiled with, its interface (imports and exports with their types, which the
-//! firmware's typed handle was generated for), and its version against the lowest one
-//! the firmware still accepts. Each refusal is an [`UpdateError`] whose message is one
-//! line.
+//! firmware's typed handle was generated for), its version against the lowest one the
+//! firmware still accepts, and the `.cwasm` against the digest the signed header
+//! records (SHA-512, ed25519's own hash). An install checks everything but the last before it erases a slot, and
+//! checks that Wasmtime loads the package before it makes it pending. Each refusal is
+//! an [`UpdateError`] whose message is one line.
 //!
 //! The build writes a package per guest (`wasm-embed-build`'s `Builder::update_key`
 //! turns this on, and emits [`Updatable`] statics and the public key); [`Slots`] stores
-//! them through any HAL's `embedded_storage::nor_flash::NorFlash`.
+//! them through any HAL's `embedded_storage::nor_flash::NorFlash`, and runs a new one on
+//! trial until the firmware confirms it, as MCUboot does with firmware images.
 
 mod error;
 mod package;
@@ -23,14 +26,17 @@ pub use error::UpdateError;
 pub use package::{
     KeyFileError, PackageBuilder, SecretKey, create_key_files, read_public_key, read_secret_key,
 };
+#[cfg(feature = "smp")]
+pub(crate) use package::sha512;
 pub use package::{Package, PublicKey, Version};
-pub use slots::{Current, Install, Slots};
+pub use slots::{Current, GuardError, Install, Installed, OutsidePartition, SlotState, Slots};
 
 use crate::Guest;
 
 /// The Wasmtime version both sides pin: a package made by another is refused by name
-/// before Wasmtime is asked (which would say less).
-pub const WASMTIME_VERSION: &str = "48.0.8";
+/// before Wasmtime is asked (which would say less). Wasmtime's own, so that the pin in the
+/// workspace's Cargo.toml is the one place an upgrade changes.
+pub const WASMTIME_VERSION: &str = wasmtime_environ::VERSION;
 
 /// A guest that can be updated: the built-in guest, the interface its typed handle was
 /// generated for, and its version in this image. The emitted module has one per guest

@@ -1,6 +1,8 @@
 //! What the runtime's tests share: guests written as text, precompiled on the spot.
 #![allow(dead_code)]
 
+pub mod nor;
+
 use wasm_embed::{Guest, GuestModule, Settings, Target};
 
 /// The device's settings for this machine's Pulley.
