@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod flash;
 pub mod heap;
+pub mod stack;
 #[cfg(target_arch = "arm")]
 pub mod uart;
 

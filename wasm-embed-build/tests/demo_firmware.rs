@@ -576,6 +576,41 @@ fn a_heap_that_runs_out_ends_in_one_line_and_the_firmware_goes_on_where_wasmtime
     }
 }
 
+/// A host function called from a guest's import that recurses without bound, on every
+/// core: the stack reaches its guard, the fault handler's one line names the overflow, the
+/// memory below the guard is as it was, and the run fails.
+#[test]
+fn a_main_stack_that_overflows_faults_at_its_guard_in_one_line_and_overwrites_nothing() {
+    let demo = common::repo().join("demo-firmware");
+    for core in ["qemu-m4", "qemu-m3", "qemu-m33", "qemu-m0", "qemu-riscv", "qemu-riscv-imc"] {
+        let core = common::boards().into_iter().find(|b| b.name == core).unwrap();
+        let output = cargo_in(&demo, &["run", "--release", "--example", "stack_overflow", "--target", &core.target_argument()]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let name = &core.name;
+        assert_eq!(output.status.code(), Some(1), "{name}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{name}: {stdout}");
+        let (size, guard) = lines[0]
+            .strip_prefix("the stack: ")
+            .and_then(|rest| rest.split_once(" bytes above its guard at "))
+            .unwrap_or_else(|| panic!("{name}: {stdout}"));
+        assert!(size.parse::<usize>().unwrap() > 32 * 1024, "{name}: {stdout}");
+        assert_eq!(
+            lines[1],
+            format!(
+                "error: the stack overflowed: it grew through its {size} bytes to the guard at {guard}; give it more RAM \
+                 (a smaller heap) or make the calls that ran less deep"
+            ),
+            "{name}"
+        );
+        assert_eq!(lines[2], "the 256 bytes below the guard: unchanged", "{name}");
+        if name == "qemu-m4" {
+            let boards_md = std::fs::read_to_string(common::repo().join("docs/boards.md")).unwrap();
+            assert!(boards_md.lines().any(|quoted| quoted.trim() == lines[1]), "docs/boards.md does not quote: {}", lines[1]);
+        }
+    }
+}
+
 /// Every board firmware in the board list builds, fits its chip, holds both guests and
 /// logs over its board's channel.
 #[test]

@@ -1,0 +1,50 @@
+//! What a firmware sees when its main stack overflows: the add guest's `extra` import
+//! calls a host function that recurses without bound. The stack reaches its guard
+//! (src/stack.rs), the fault handler prints one line naming the overflow and whether the
+//! memory below the guard is as it was, and the run fails; nothing below the stack is
+//! overwritten on the way.
+#![no_std]
+#![no_main]
+
+use demo_firmware::{exit, guests, heap, say, stack};
+
+/// The host behind the add guest's `host.extra` import.
+struct Host;
+
+impl guests::add::Host for Host {
+    fn extra(&mut self) -> u32 {
+        deeper(0)
+    }
+}
+
+/// Recurses until the stack runs out, 64 bytes of locals a call.
+#[inline(never)]
+fn deeper(depth: u32) -> u32 {
+    let mut locals = [depth; 16];
+    core::hint::black_box(&mut locals);
+    if core::hint::black_box(depth) == u32::MAX {
+        return 0;
+    }
+    deeper(depth + 1).wrapping_add(locals[depth as usize % 16])
+}
+
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
+fn main() -> ! {
+    heap::init();
+    say!("the stack: {} bytes above its guard at {:#010x}", stack::size(), stack::guard().start);
+    stack::watch_below_guard();
+    match run() {
+        Ok(sum) => say!("error: the call returned {sum} instead of overflowing the stack"),
+        Err(error) => say!("error: the call ended in an error instead of overflowing the stack: {error}"),
+    }
+    exit(false)
+}
+
+fn run() -> Result<u32, wasm_embed::Error> {
+    let guest = &guests::add::GUEST;
+    let engine = wasm_embed::engine(guest.settings())?;
+    let module = guest.load(&engine)?;
+    let mut add = guests::add::Add::new(&module, Host)?;
+    add.add_with_extra(1, 2)
+}
