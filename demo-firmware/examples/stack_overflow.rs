@@ -1,7 +1,7 @@
 //! What a firmware sees when its main stack overflows: the add guest's `extra` import
 //! calls a host function that recurses without bound. The stack reaches its guard
 //! (src/stack.rs), the fault handler prints one line naming the overflow and whether the
-//! memory below the guard is as it was, and the run fails; nothing below the stack is
+//! memory below the guard is as painted, and the run fails; nothing below the stack is
 //! overwritten on the way.
 #![no_std]
 #![no_main]

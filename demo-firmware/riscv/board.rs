@@ -33,16 +33,15 @@ pub fn ticks() -> u32 {
 pub const TICKS_PER_MS: u64 = 10_000;
 
 // Before RAM is initialised (riscv-rt's `pre-init`): the stack's guard (src/stack.rs), PMP
-// entry 0 over the GUARD_SIZE bytes above the statics, aligned to its size (NAPOT), with
+// entry 0 over the GUARD_SIZE bytes between the statics and the stack (NAPOT), with
 // no access. Locked, so that it binds machine mode, the mode the firmware runs in; a core
 // with no matching entry lets machine mode reach everything else.
 core::arch::global_asm!(
     ".pushsection .text.__pre_init, \"ax\"",
     ".global __pre_init",
     "__pre_init:",
-    "    la t0, __estack",
-    "    addi t0, t0, {mask}",
-    "    andi t0, t0, -{size}",
+    // t0: the guard's base, aligned to its size by the link (build.rs).
+    "    la t0, __stack_guard",
     "    srli t0, t0, 2",
     "    ori t0, t0, {napot}",
     "    csrw pmpaddr0, t0",
@@ -50,8 +49,6 @@ core::arch::global_asm!(
     "    csrw pmpcfg0, t0",
     "    ret",
     ".popsection",
-    mask = const crate::stack::GUARD_SIZE - 1,
-    size = const crate::stack::GUARD_SIZE,
     napot = const crate::stack::GUARD_SIZE / 8 - 1,
 );
 
@@ -75,9 +72,7 @@ core::arch::global_asm!(
     "    bne t0, t1, 2f",
     // at an address in the guard.
     "1:  csrr t0, mtval",
-    "    la t1, __estack",
-    "    addi t1, t1, {mask}",
-    "    andi t1, t1, -{size}",
+    "    la t1, __stack_guard",
     "    sub t0, t0, t1",
     "    li t1, {size}",
     "    bltu t0, t1, 3f",
@@ -89,7 +84,6 @@ core::arch::global_asm!(
     "    call {overflowed}",
     ".popsection",
     saved = sym SAVED_T1,
-    mask = const crate::stack::GUARD_SIZE - 1,
     size = const crate::stack::GUARD_SIZE,
     stack = sym crate::stack::FAULT_STACK,
     stack_size = const crate::stack::FAULT_STACK_SIZE,

@@ -95,11 +95,16 @@ macro_rules! board_guard {
 }
 
 /// Armv8-M (PMSAv8): region 0 through MPU_RNR, MPU_RBAR the base with AP 0b10 (read-only,
-/// privileged) and XN, MPU_RLAR the limit (the base of the last 32-byte block) with ENABLE.
+/// privileged) and XN, MPU_RLAR the limit (the base of the last 32-byte block) with
+/// attribute 0 and ENABLE; MPU_MAIR0's attribute 0, UNKNOWN at reset, made normal memory,
+/// non-cacheable.
 #[cfg(board = "an505")]
 macro_rules! board_guard {
     () => {
         concat!(
+            "    ldr r1, =0xE000EDC0\n",
+            "    movs r2, #0x44\n",
+            "    str r2, [r1]\n",
             "    ldr r1, =0xE000ED98\n",
             "    movs r2, #0\n",
             "    str r2, [r1]\n",
@@ -136,8 +141,8 @@ macro_rules! unaligned_trap {
 }
 
 // Before anything else runs (cortex-m-rt calls `__pre_init` before it initialises RAM):
-// - the stack's guard (src/stack.rs): MPU region 0 over the GUARD_SIZE bytes above the
-//   statics, aligned to its size, no access and no execution, and the MPU on with the
+// - the stack's guard (src/stack.rs): MPU region 0 over the GUARD_SIZE bytes between the
+//   statics and the stack, aligned to its size, no access and no execution, and the MPU on with the
 //   default map for everything else. Armv8-M's MPU describes a region by base and limit
 //   and has no "no access": a read-only region faults the stack's writes.
 // - on an ARMv6-M image, SCB.CCR.UNALIGN_TRP: the MPS2 board's Cortex-M3 executes every
@@ -149,11 +154,8 @@ core::arch::global_asm!(
     ".type __pre_init, %function",
     ".thumb_func",
     "__pre_init:",
-    // r0: the guard's base, _stack_end rounded up to the guard's size.
-    "    ldr r0, =_stack_end",
-    "    ldr r1, ={mask}",
-    "    adds r0, r0, r1",
-    "    bics r0, r1",
+    // r0: the guard's base, aligned to its size by the link (build.rs).
+    "    ldr r0, =__stack_guard",
     board_guard!(),
     // MPU_CTRL: ENABLE, PRIVDEFENA.
     "    ldr r1, =0xE000ED94",
@@ -163,7 +165,6 @@ core::arch::global_asm!(
     "    isb",
     unaligned_trap!(),
     "    bx lr",
-    mask = const crate::stack::GUARD_SIZE - 1,
     region = const GUARD_REGION,
 );
 
