@@ -41,11 +41,6 @@ unsafe impl GlobalAlloc for CountingHeap {
         LAST_FAILED.store(if ptr.is_null() { layout.size() } else { 0 }, Ordering::Relaxed);
         if !ptr.is_null() {
             self.grew(layout.size());
-            if layout.size() == WATCHED.load(Ordering::Relaxed) {
-                // SAFETY: the block was just given out, `layout.size()` bytes long.
-                unsafe { ptr.write_bytes(PAINT, layout.size()) };
-                WATCHED_AT.store(ptr as usize, Ordering::Relaxed);
-            }
         }
         ptr
     }
@@ -84,31 +79,6 @@ pub fn report_exhaustion() -> bool {
         );
     }
     size != 0
-}
-
-/// What a watched block is painted with.
-const PAINT: u8 = 0xA5;
-static WATCHED: AtomicUsize = AtomicUsize::new(0);
-static WATCHED_AT: AtomicUsize = AtomicUsize::new(0);
-
-/// Paints each block of exactly `size` bytes the heap gives out from now on, and keeps
-/// the last one's address, so that [`stack_used`] can tell how deep a stack in it went:
-/// for an async guest call, its fiber stack (`Settings::async_stack_size`).
-pub fn watch(size: usize) {
-    WATCHED.store(size, Ordering::Relaxed);
-}
-
-/// How many bytes of the watched block were written, counted from its top (where a
-/// stack starts), while it is still allocated.
-pub fn stack_used() -> Option<usize> {
-    let at = WATCHED_AT.load(Ordering::Relaxed);
-    let size = WATCHED.load(Ordering::Relaxed);
-    if at == 0 {
-        return None;
-    }
-    // SAFETY: the block is still allocated (the caller's promise), `size` bytes at `at`.
-    let block = unsafe { core::slice::from_raw_parts(at as *const u8, size) };
-    Some(size - block.iter().take_while(|&&byte| byte == PAINT).count())
 }
 
 /// Gives the heap its memory; call it first.

@@ -310,7 +310,45 @@ fn guests_yield_under_embassy_on_every_core_with_fibers_and_compute_what_blockin
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "add_with_extra(1, 2) = 45", "{stdout}");
-    assert!(lines[1].starts_with("fiber stack: ") && lines[1].ends_with(" of 4096 bytes used"), "{stdout}");
+    let used = lines[1]
+        .strip_prefix("fiber stack: ")
+        .and_then(|rest| rest.strip_suffix(" of 4096 bytes used"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    // Measured by the stack's paint: the call went through the guest and its import.
+    assert!((256..4096).contains(&used.parse::<usize>().unwrap()), "{stdout}");
+}
+
+/// An async call's fiber stack that overflows, on every core with fibers: the import's
+/// future goes to within 64 bytes of the stack's end and then past it, into the canary
+/// below; the call ends in one line with how far it went (within the canary, so nothing
+/// beside the stack was written), never with its result, and the guest's next call runs.
+#[test]
+fn a_fiber_stack_that_overflows_ends_its_call_in_one_line_and_the_next_call_runs() {
+    let demo = common::repo().join("demo-firmware");
+    let rv32imc = common::boards().into_iter().find(|b| b.name == "qemu-riscv-imc").unwrap().target_argument();
+    for target in ["thumbv7em-none-eabihf", "riscv32imac-unknown-none-elf", &rv32imc] {
+        let args = ["run", "--release", "--features", "embassy", "--example", "fiber_overflow", "--target", target];
+        let output = cargo_in(&demo, &args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{target}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{target}: {stdout}");
+        let by = lines[0]
+            .strip_prefix("guest `add` failed in `add_with_extra`: it overflowed its fiber stack of 4096 bytes by ")
+            .and_then(|rest| {
+                rest.strip_suffix(
+                    " bytes, caught within the 256 bytes kept below it; raise Builder::async_stack_size in build.rs, \
+                     or make its imports' futures less deep",
+                )
+            })
+            .unwrap_or_else(|| panic!("{target}: {stdout}"));
+        assert!((1..256).contains(&by.parse::<usize>().unwrap()), "{target}: {stdout}");
+        if target == "thumbv7em-none-eabihf" {
+            let async_md = std::fs::read_to_string(common::repo().join("docs/async.md")).unwrap();
+            assert!(async_md.lines().any(|quoted| quoted.trim() == lines[0]), "docs/async.md does not quote: {}", lines[0]);
+        }
+        assert_eq!(lines[1], "the same guest's next call: add_with_extra(1, 2) = 45", "{target}");
+    }
 }
 
 /// Floats across yields on the Cortex-M4F: the guest's f32 and f64 work gives the blocking

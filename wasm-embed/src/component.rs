@@ -150,7 +150,7 @@ impl<H: Send + 'static, W: Send> ComponentInstance<H, W> {
         }
         Context::begin_call(&mut store, fuel_per_call)?;
         let instantiating = instantiate(&mut store, component.component(), &linker);
-        let bindings = crate::fiber::KeepFloats::new(instantiating)
+        let bindings = crate::fiber::FiberCall::new(instantiating)
             .await
             .map_err(|cause| instantiation(guest, cause))?;
         Ok(ComponentInstance {
@@ -174,7 +174,7 @@ impl<H: Send + 'static, W: Send> ComponentInstance<H, W> {
         Context::begin_call(&mut self.store, self.fuel_per_call)?;
         let guest = self.component.guest().name();
         let this = &mut *self;
-        let result = crate::fiber::KeepFloats::new(call(&this.bindings, &mut this.store)).await;
+        let result = crate::fiber::FiberCall::new(call(&this.bindings, &mut this.store)).await;
         // The store stays borrowed for the bindings' lifetime, so a refused memory.grow
         // cannot be told from another `unreachable` here: both are Fault::Unreachable.
         result.map_err(|cause| Error::Call {

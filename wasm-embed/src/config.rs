@@ -170,6 +170,9 @@ pub fn engine(settings: &Settings) -> Result<Engine, Error> {
     // stack is an allocation of its own.
     #[cfg(feature = "async")]
     config.async_stack_size(settings.async_stack_size.max(settings.max_wasm_stack));
+    // Fiber stacks with a canary below them, checked after every poll.
+    #[cfg(feature = "async")]
+    config.with_host_stack(alloc::sync::Arc::new(crate::fiber_stack::FiberStacks));
     Engine::new(&config).map_err(Error::Engine)
 }
 

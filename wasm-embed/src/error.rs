@@ -150,6 +150,16 @@ pub enum Fault {
         /// The size in bytes the guest asked the memory to grow to.
         requested: usize,
     },
+    /// An async call's fiber stack overflowed (`Settings::async_stack_size`): the canary
+    /// below the stack changed. The call's result is not used.
+    #[cfg(feature = "async")]
+    FiberStackOverflow {
+        /// Bytes of the fiber stack.
+        size: usize,
+        /// How far below the stack the deepest write went: 256 bytes (the canary) or more
+        /// means the heap beside it may be overwritten.
+        by: usize,
+    },
     /// A host import returned an error.
     Import,
     /// Any other trap (division by zero, a bad indirect call, ...) or failure.
@@ -158,6 +168,10 @@ pub enum Fault {
 
 impl Fault {
     pub(crate) fn of(cause: &wasmtime::Error) -> Fault {
+        #[cfg(feature = "async")]
+        if let Some(&crate::fiber_stack::FiberOverflow { size, by }) = cause.downcast_ref() {
+            return Fault::FiberStackOverflow { size, by };
+        }
         match cause.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
             Some(wasmtime::Trap::MemoryOutOfBounds) => Fault::OutOfBounds,
@@ -231,6 +245,14 @@ impl fmt::Display for Error {
                 f,
                 "guest `{guest}`'s handle was given guest `{module}`'s module; load guests::{guest}::GUEST for it"
             ),
+            #[cfg(feature = "async")]
+            Error::Instantiate { guest, cause } if cause.downcast_ref::<crate::fiber_stack::FiberOverflow>().is_some() => {
+                write!(
+                    f,
+                    "guest `{guest}` could not be instantiated: it {}; raise Builder::async_stack_size in build.rs",
+                    OneLine(cause)
+                )
+            }
             Error::Instantiate { guest, cause } => write!(
                 f,
                 "guest `{guest}` could not be instantiated: {}; leave heap for its memory and Pulley stack",
@@ -271,6 +293,13 @@ impl fmt::Display for Error {
                         f,
                         "trapped in `{function}` after memory.grow from {size} to {requested} bytes was \
                          refused: a guest's memory is fixed at build time; make it allocate statically"
+                    ),
+                    #[cfg(feature = "async")]
+                    Fault::FiberStackOverflow { .. } => write!(
+                        f,
+                        "failed in `{function}`: it {}; raise Builder::async_stack_size in build.rs, or make its \
+                         imports' futures less deep",
+                        OneLine(cause)
                     ),
                     Fault::Import => write!(f, "failed in `{function}`: its import failed: {}", OneLine(cause)),
                     Fault::Other => write!(f, "failed in `{function}`: {}", OneLine(cause)),

@@ -19,6 +19,30 @@ use core::task::{Context, Poll};
 #[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
 pub(crate) use arm::KeepFloats;
 
+/// An async call's future: polled through [`KeepFloats`], and after every poll the fiber
+/// stacks' canaries checked (src/fiber_stack.rs). A poll that overflowed its stack ends
+/// the call with that error, whatever the call returned, and the call is dropped.
+pub(crate) struct FiberCall<F>(KeepFloats<F>);
+
+impl<T, F: Future<Output = wasmtime::Result<T>>> FiberCall<F> {
+    pub(crate) fn new(future: F) -> Self {
+        FiberCall(KeepFloats::new(future))
+    }
+}
+
+impl<T, F: Future<Output = wasmtime::Result<T>>> Future for FiberCall<F> {
+    type Output = wasmtime::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: the field is never moved out of the pinned wrapper.
+        let result = unsafe { self.map_unchecked_mut(|this| &mut this.0) }.poll(cx);
+        match crate::fiber_stack::overflow() {
+            Some(overflow) => Poll::Ready(Err(wasmtime::Error::new(overflow))),
+            None => result,
+        }
+    }
+}
+
 /// Elsewhere the switch saves every callee-saved register (or there are no float
 /// registers): the future as it is.
 #[cfg(not(all(target_arch = "arm", target_feature = "fpregs")))]

@@ -229,7 +229,7 @@ impl<H: Send + 'static> GuestInstance<H> {
         Context::begin_call(&mut store, fuel_per_call)?;
         let imports = imports(&mut store);
         let instantiate = Instance::new_async(&mut store, module.module(), imports.as_ref());
-        let instance = crate::fiber::KeepFloats::new(instantiate)
+        let instance = crate::fiber::FiberCall::new(instantiate)
             .await
             .map_err(|cause| Error::Instantiate {
                 guest: guest.name(),
@@ -263,7 +263,7 @@ impl<H: Send + 'static> GuestInstance<H> {
         Context::begin_call(&mut self.store, self.fuel_per_call)?;
         let guest = self.guest();
         let call = func.func.call_async(&mut self.store, params);
-        let result = crate::fiber::KeepFloats::new(call).await;
+        let result = crate::fiber::FiberCall::new(call).await;
         result.map_err(|cause| failed(guest, func.name, self.store.data(), cause))
     }
 }

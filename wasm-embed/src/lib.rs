@@ -97,6 +97,8 @@ mod config;
 mod error;
 #[cfg(feature = "async")]
 mod fiber;
+#[cfg(feature = "async")]
+mod fiber_stack;
 mod guest;
 mod instance;
 mod memory;
@@ -113,6 +115,8 @@ pub use config::{Profile, Settings, Target, engine};
 #[cfg(feature = "compile")]
 pub use config::{precompile, validate};
 pub use error::{Error, Fault};
+#[cfg(feature = "async")]
+pub use fiber_stack::{CANARY as FIBER_STACK_CANARY, fiber_stack_peak};
 #[cfg(feature = "component-model")]
 pub use guest::GuestComponent;
 pub use guest::{Guest, GuestModule};

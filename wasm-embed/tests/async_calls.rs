@@ -5,29 +5,15 @@
 mod common;
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll};
 
-use common::{guest, load, settings};
+use common::{guest, load, run, settings};
 use wasm_embed::__private::{Context, GuestInstance};
 use wasm_embed::{Error, Fault, Guest, Settings};
 use wasmtime::{Caller, Extern, Func};
 
-/// Polls `future` to the end, as an executor would, counting the polls that were pending.
-fn run<F: Future>(future: F) -> (F::Output, usize) {
-    let mut future = pin!(future);
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    let mut pending = 0;
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(output) => return (output, pending),
-            Poll::Pending => pending += 1,
-        }
-    }
-}
-
 /// The device's settings, with a fiber deep enough for this host's unoptimized frames
-/// (4 KiB, the device's default, overflows into the guard page here).
+/// (4 KiB, the device's default, overflows here).
 fn host_fiber() -> Settings {
     Settings {
         async_stack_size: 1 << 20,

@@ -54,3 +54,16 @@ pub fn from_wasmtime_47(mut cwasm: Vec<u8>) -> Vec<u8> {
     cwasm[section + 2..section + 4].copy_from_slice(b"47");
     cwasm
 }
+
+/// Polls `future` to the end, as an executor would, counting the polls that were pending.
+pub fn run<F: std::future::Future>(future: F) -> (F::Output, usize) {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut pending = 0;
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(output) => return (output, pending),
+            std::task::Poll::Pending => pending += 1,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The stacks async calls run on. A microcontroller has no guard pages, so a fiber stack
+//! that overflows would write into the heap blocks beside it without a fault. Each stack
+//! this crate hands Wasmtime (`Config::with_host_stack`) is one heap block with
+//! [`CANARY`] bytes below the part the fiber runs on, painted with a pattern; the whole
+//! stack is painted too, so its deepest use can be read back. After every poll of an
+//! async call the canaries are checked: one that changed is an overflow, and the call ends
+//! with [`crate::Fault::FiberStackOverflow`] instead of its result. An overflow that
+//! stays within the canary has written nothing outside the block.
+
+use alloc::alloc::{Layout, alloc, dealloc};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::fmt;
+use core::ops::Range;
+
+use critical_section::Mutex;
+use wasmtime::{StackCreator, StackMemory};
+
+/// Bytes below each fiber stack that catch an overflow: 256 on a microcontroller, a page
+/// on a host (where the stack must start on one).
+pub const CANARY: usize = 256_usize.next_multiple_of(ALIGN);
+
+/// What the canary is painted with.
+const CANARY_PAINT: u32 = 0xC0DE_CAFE;
+
+/// What the part of the stack the fiber runs on is painted with, to measure its use.
+const STACK_PAINT: u32 = 0x5A5A_5A5A;
+
+/// How the stack's ends are aligned: 16 bytes, as Arm's and RISC-V's ABIs want; on a
+/// host, where Wasmtime's fibers check it, a page.
+const ALIGN: usize = if cfg!(all(feature = "std", any(unix, windows))) {
+    4096
+} else {
+    16
+};
+
+/// The stacks alive now: where each one's canary starts, and the stack's bytes above it.
+static LIVE: Mutex<RefCell<Vec<(usize, usize)>>> = Mutex::new(RefCell::new(Vec::new()));
+
+/// Hands Wasmtime fiber stacks with a canary below them.
+pub(crate) struct FiberStacks;
+
+// SAFETY: each stack is a block of its own, aligned as Wasmtime wants, owned by the
+// `FiberStack` until Wasmtime drops it.
+unsafe impl StackCreator for FiberStacks {
+    fn new_stack(&self, size: usize, _zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
+        // Painting replaces zeroing: no earlier contents stay in the block either way.
+        let size = size.next_multiple_of(ALIGN);
+        let layout = Layout::from_size_align(CANARY + size, ALIGN).map_err(wasmtime::Error::msg)?;
+        // SAFETY: the layout is not empty.
+        let base = unsafe { alloc(layout) };
+        if base.is_null() {
+            wasmtime::bail!(
+                "out of memory (failed to allocate {} bytes for a fiber stack)",
+                layout.size()
+            );
+        }
+        let stack = FiberStack { base, size };
+        let canary = stack.canary();
+        paint(canary.clone(), CANARY_PAINT);
+        paint(stack.range(), STACK_PAINT);
+        critical_section::with(|cs| LIVE.borrow_ref_mut(cs).push((canary.start, size)));
+        Ok(Box::new(stack))
+    }
+}
+
+fn paint(words: Range<usize>, with: u32) {
+    for at in words.step_by(4) {
+        // SAFETY: the callers pass words of a block they own.
+        unsafe { (at as *mut u32).write_volatile(with) };
+    }
+}
+
+/// Bytes from the start of `words` up to the first word that no longer holds `with`.
+fn painted_from_bottom(words: Range<usize>, with: u32) -> usize {
+    let start = words.start;
+    let end = words.end;
+    // SAFETY: the callers pass words of a live stack.
+    words
+        .step_by(4)
+        .find(|&at| unsafe { (at as *const u32).read_volatile() } != with)
+        .unwrap_or(end)
+        - start
+}
+
+/// The first stack whose canary changed, with its canary painted again so that it is
+/// reported once: an async call's poll that ran on it overflowed it.
+pub(crate) fn overflow() -> Option<FiberOverflow> {
+    critical_section::with(|cs| {
+        LIVE.borrow_ref(cs).iter().find_map(|&(base, size)| {
+            let canary = base..base + CANARY;
+            let untouched = painted_from_bottom(canary.clone(), CANARY_PAINT);
+            (untouched < CANARY).then(|| {
+                paint(canary, CANARY_PAINT);
+                FiberOverflow {
+                    size,
+                    by: CANARY - untouched,
+                }
+            })
+        })
+    })
+}
+
+/// The most bytes any fiber stack alive now has used, measured by its paint; `None`
+/// while no async call has a stack.
+pub fn fiber_stack_peak() -> Option<usize> {
+    critical_section::with(|cs| {
+        LIVE.borrow_ref(cs)
+            .iter()
+            .map(|&(base, size)| {
+                size - painted_from_bottom(base + CANARY..base + CANARY + size, STACK_PAINT)
+            })
+            .max()
+    })
+}
+
+/// An async call's fiber stack overflowed: the call ends with this error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FiberOverflow {
+    /// Bytes of the stack, above its canary.
+    pub(crate) size: usize,
+    /// How far below the stack the deepest write went; [`CANARY`] or more means past the
+    /// canary, into the memory beside the block.
+    pub(crate) by: usize,
+}
+
+impl fmt::Display for FiberOverflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let FiberOverflow { size, by } = *self;
+        if by < CANARY {
+            write!(
+                f,
+                "overflowed its fiber stack of {size} bytes by {by} bytes, caught within the {CANARY} bytes kept below it"
+            )
+        } else {
+            write!(
+                f,
+                "overflowed its fiber stack of {size} bytes by {CANARY} bytes or more, past the {CANARY} bytes kept \
+                 below it, so the heap beside it may be overwritten: restart the firmware"
+            )
+        }
+    }
+}
+
+impl core::error::Error for FiberOverflow {}
+
+struct FiberStack {
+    base: *mut u8,
+    size: usize,
+}
+
+// SAFETY: the block is owned by this value alone; Wasmtime moves it between threads only
+// with the store that runs on it.
+unsafe impl Send for FiberStack {}
+unsafe impl Sync for FiberStack {}
+
+impl FiberStack {
+    /// The [`CANARY`] bytes just below the stack.
+    fn canary(&self) -> Range<usize> {
+        self.base as usize..self.base as usize + CANARY
+    }
+}
+
+// SAFETY: `top` is the end of the block, `range` the part above the canary, all in the
+// block this value owns.
+unsafe impl StackMemory for FiberStack {
+    fn top(&self) -> *mut u8 {
+        self.base.wrapping_add(CANARY + self.size)
+    }
+
+    fn range(&self) -> Range<usize> {
+        self.base as usize + CANARY..self.base as usize + CANARY + self.size
+    }
+
+    fn guard_range(&self) -> Range<*mut u8> {
+        let canary = self.canary();
+        canary.start as *mut u8..canary.end as *mut u8
+    }
+}
+
+impl Drop for FiberStack {
+    fn drop(&mut self) {
+        let canary = self.canary().start;
+        critical_section::with(|cs| LIVE.borrow_ref_mut(cs).retain(|&(live, _)| live != canary));
+        // SAFETY: allocated in `new_stack` with this layout.
+        unsafe {
+            dealloc(
+                self.base,
+                Layout::from_size_align_unchecked(CANARY + self.size, ALIGN),
+            )
+        }
+    }
+}
