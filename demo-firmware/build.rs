@@ -48,13 +48,17 @@ const STACK_WATCH: usize = 256;
 /// the stack ends where the guard begins and the code reads one address, the symbol
 /// `__stack_guard`, rather than working it out; and writes its size for src/stack.rs.
 fn stack_guard(board: &str, out: &Path) {
-    // The statics end with cortex-m-rt's `.uninit`, and with riscv-rt's (empty) `.heap`.
-    let after = if board == "riscv" { ".heap" } else { ".uninit" };
+    // The statics end with cortex-m-rt's `.uninit`, and with riscv-rt's (empty) `.heap`;
+    // the stack then ends at the guard (`_stack_end`, `__estack`), which the link checks,
+    // so that a change in either runtime fails the link rather than the device.
+    let (after, stack_end) = if board == "riscv" { (".heap", "__estack") } else { (".uninit", "_stack_end") };
     let script = format!(
         "/* Written by build.rs: the main stack's guard (src/stack.rs). */\n\
          SECTIONS\n{{\n  .stack_guard (NOLOAD) : ALIGN(4)\n  {{\n    __stack_watch = .;\n    \
          . = ALIGN(. + {STACK_WATCH}, {STACK_GUARD});\n    __stack_guard = .;\n    . += {STACK_GUARD};\n  }} > RAM\n}}\n\
-         INSERT AFTER {after};\n"
+         INSERT AFTER {after};\n\
+         ASSERT(__stack_guard % {STACK_GUARD} == 0 && {stack_end} == __stack_guard + {STACK_GUARD}, \
+         \"the stack's guard is not where the stack ends (demo-firmware/build.rs)\");\n"
     );
     std::fs::write(out.join("stack-guard.x"), script).expect("OUT_DIR is writable");
     println!("cargo:rustc-link-arg=-Tstack-guard.x");

@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, Ordering};
 
-use demo_firmware::{exit, heap, say};
+use demo_firmware::{exit, heap, say, ticker};
 
 /// Rounds of the main loop.
 const ROUNDS: u32 = 50_000;
@@ -48,12 +48,13 @@ fn interrupt() {
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
-    timer::start();
+    // Every 37 clock cycles on Arm, every tick of mtime on RISC-V.
+    ticker::start(if cfg!(target_arch = "arm") { 37 } else { 1 }, interrupt);
     for _ in 0..ROUNDS {
         round();
     }
     RUNNING.store(false, Ordering::Relaxed);
-    timer::stop();
+    ticker::stop();
     let interrupts = INTERRUPTS.load(Ordering::Relaxed);
     let total = ROUNDS + interrupts;
     let results = [
@@ -73,73 +74,4 @@ fn main() -> ! {
     exit(ok)
 }
 
-#[cfg(target_arch = "arm")]
-mod timer {
-    use cortex_m::peripheral::syst::SystClkSource;
-    use cortex_m_rt::exception;
-
-    fn syst() -> cortex_m::peripheral::SYST {
-        // SAFETY: only this module uses SysTick, from the one thread and its handler.
-        unsafe { cortex_m::Peripherals::steal() }.SYST
-    }
-
-    /// SysTick every 37 clock cycles.
-    pub fn start() {
-        let mut syst = syst();
-        syst.set_clock_source(SystClkSource::Core);
-        syst.set_reload(37);
-        syst.clear_current();
-        syst.enable_interrupt();
-        syst.enable_counter();
-    }
-
-    pub fn stop() {
-        let mut syst = syst();
-        syst.disable_interrupt();
-        syst.disable_counter();
-    }
-
-    #[exception]
-    fn SysTick() {
-        super::interrupt();
-    }
-}
-
-#[cfg(target_arch = "riscv32")]
-mod timer {
-    const MTIME: *const u32 = 0x0200_BFF8 as *const u32;
-    const MTIMECMP: *mut u32 = 0x0200_4000 as *mut u32;
-
-    /// The machine timer, due a tick of `mtime` (10 MHz) from now.
-    fn arm() {
-        // SAFETY: the CLINT's timer registers on QEMU's `virt`; the high word of mtime
-        // does not change in the few ticks this example runs.
-        unsafe {
-            let now = MTIME.read_volatile();
-            MTIMECMP.add(1).write_volatile(u32::MAX);
-            MTIMECMP.write_volatile(now.wrapping_add(1));
-            MTIMECMP.add(1).write_volatile(MTIME.add(1).read_volatile());
-        }
-    }
-
-    pub fn start() {
-        arm();
-        // SAFETY: the handler below is ready.
-        unsafe {
-            riscv::register::mie::set_mtimer();
-            riscv::interrupt::enable();
-        }
-    }
-
-    pub fn stop() {
-        // SAFETY: masks the timer again.
-        unsafe { riscv::register::mie::clear_mtimer() };
-    }
-
-    #[cfg(not(feature = "tasks"))]
-    #[riscv_rt::core_interrupt(riscv::interrupt::Interrupt::MachineTimer)]
-    fn machine_timer() {
-        super::interrupt();
-        arm();
-    }
-}
+demo_firmware::ticker_interrupt!();

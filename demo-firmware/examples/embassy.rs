@@ -42,6 +42,9 @@ const ROUNDS: u32 = 4;
 
 /// The ticker's worst lateness, in microseconds, of the ticks due since [`MEASURING_SINCE`].
 static WORST_LATENESS: AtomicU32 = AtomicU32::new(0);
+/// The ticks the ticker counted since [`MEASURING_SINCE`]: a ticker that never ran would
+/// report no lateness at all.
+static TICKS: AtomicU32 = AtomicU32::new(0);
 /// When the phase being measured began (embassy ticks, µs); 0 while none is. Ticks due
 /// before it (while the set-up ran blocking code) are not counted.
 static MEASURING_SINCE: AtomicU32 = AtomicU32::new(0);
@@ -53,7 +56,7 @@ static READINGS: Channel<CriticalSectionRawMutex, u32, 2> = Channel::new();
 
 type Done<T> = Signal<CriticalSectionRawMutex, T>;
 static COMPUTED: Done<Result<(u32, u32), Error>> = Signal::new();
-static SPUN: Done<Result<u32, Error>> = Signal::new();
+static SPUN: Done<(Result<u32, Error>, u32)> = Signal::new();
 
 #[embassy_executor::task]
 async fn ticker() {
@@ -65,6 +68,7 @@ async fn ticker() {
         if since != 0 && due.as_micros() >= u64::from(since) {
             let late = Instant::now().saturating_duration_since(due).as_micros();
             WORST_LATENESS.fetch_max(late as u32, Ordering::Relaxed);
+            TICKS.fetch_add(1, Ordering::Relaxed);
         }
         due += TICK;
     }
@@ -84,16 +88,26 @@ async fn compute(mut compute: guests::compute::Compute<()>) {
 
 #[embassy_executor::task]
 async fn spin(mut spin: guests::spin::Spin<()>) {
-    SPUN.signal(Slices::new(spin.spin_async()).await.0);
+    SPUN.signal(Slices::new(spin.spin_async()).await);
 }
 
-/// The add guest's host: `extra` waits a millisecond, then for the sensor's reading.
-struct Board;
+/// The add guest's host: `extra` waits a millisecond, then for the sensor's reading, and
+/// keeps how long each wait took.
+#[derive(Default, Clone, Copy)]
+struct Board {
+    timer_us: u64,
+    channel_us: u64,
+}
 
 impl guests::add::AsyncHost for Board {
     async fn extra(&mut self) -> Result<u32, Error> {
+        let start = Instant::now();
         Timer::after_millis(1).await;
-        Ok(READINGS.receive().await)
+        let timer_done = Instant::now();
+        let reading = READINGS.receive().await;
+        self.timer_us = (timer_done - start).as_micros();
+        self.channel_us = timer_done.elapsed().as_micros();
+        Ok(reading)
     }
 }
 
@@ -155,6 +169,7 @@ impl<F: Future> Future for Slices<F> {
 /// Starts measuring a phase: the worst lateness and the longest slice from now on.
 fn measure() {
     WORST_LATENESS.store(0, Ordering::Relaxed);
+    TICKS.store(0, Ordering::Relaxed);
     LONGEST_SLICE.store(0, Ordering::Relaxed);
     MEASURING_SINCE.store(Instant::now().as_micros().max(1) as u32, Ordering::Relaxed);
 }
@@ -163,7 +178,8 @@ fn measure() {
 fn report(phase: &str) {
     let late = WORST_LATENESS.load(Ordering::Relaxed);
     let slice = LONGEST_SLICE.load(Ordering::Relaxed);
-    say!("{phase}: worst tick lateness {late} us, longest slice {slice} us");
+    let ticks = TICKS.load(Ordering::Relaxed);
+    say!("{phase}: worst tick lateness {late} us, longest slice {slice} us, over {ticks} ticks");
 }
 
 #[embassy_executor::main]
@@ -213,20 +229,25 @@ async fn run(spawner: Spawner) -> Result<bool, Error> {
     let add_module = guests::add::GUEST.load(&engine)?;
     let two = guests::compute::Compute::new_async(&compute_module, ()).await?;
     let spinning = guests::spin::Spin::new_async(&spin_module, ()).await?;
-    let mut add = guests::add::Add::new_async(&add_module, Board).await?;
+    let mut add = guests::add::Add::new_async(&add_module, Board::default()).await?;
     measure();
     spawner.spawn(compute(two).unwrap());
     spawner.spawn(spin(spinning).unwrap());
     spawner.spawn(sensor().unwrap());
-    let sum = add.add_with_extra_async(1, 2).await?;
-    say!("add_with_extra(1, 2) = {sum}, its import awaited a timer and a channel");
+    let (sum, polls) = Slices::new(add.add_with_extra_async(1, 2)).await;
+    let sum = sum?;
+    let Board { timer_us, channel_us } = *add.host();
+    say!(
+        "add_with_extra(1, 2) = {sum} in {polls} polls, its import waited {timer_us} us for the timer and \
+         {channel_us} us for the channel"
+    );
     ok &= sum == 45;
     let (crc, polls) = COMPUTED.wait().await?;
     ok &= crc == blocking;
     say!("two guests: crc32 = {crc:#010x} in {polls} polls ({})", same(crc == blocking));
     match SPUN.wait().await {
-        Err(error) => say!("two guests: spin: {error}"),
-        Ok(value) => {
+        (Err(error), polls) => say!("two guests: spin in {polls} polls: {error}"),
+        (Ok(value), _) => {
             say!("two guests: spin returned {value}, and it never should");
             ok = false;
         }

@@ -1,13 +1,18 @@
 //! Floating point across a guest's yields. The floats guest computes with f32 and f64
 //! in a loop that yields every interval of fuel; its result must equal the blocking
-//! call's. On a core with an FPU (the Cortex-M4F) the host also keeps s16-s31 live
-//! across every poll, as the AAPCS lets any caller: an assembly routine loads them with
-//! a pattern of its own before each poll and counts the registers that differ after it.
+//! call's. (Pulley keeps a guest's floats in memory, so that alone cannot show the
+//! registers being switched.)
 //!
-//! The same check runs twice: through Wasmtime's own async call (the minimal
-//! reproduction: its Arm stack switch saves r4-r11 and lr, not s16-s31), and through
-//! the guest's handle, whose calls keep each side's s16-s31 (wasm-embed's
-//! `src/fiber.rs`).
+//! On a core with an FPU (the Cortex-M4F) the AAPCS makes s16-s31 callee-saved, but
+//! Wasmtime's Arm stack switch saves r4-r11 and lr only. So the host keeps s16-s31 live
+//! across every poll, as any caller may (an assembly routine loads them with a pattern of
+//! its own before each poll and counts the registers that differ after it), and the add
+//! guest's async import is a future that holds values of its own in s16, s24 and s31
+//! across its suspension, and again while it is dropped, as a frame on the fiber that
+//! keeps floats would. Through Wasmtime's own async call the two sides' values leak into
+//! each other (the reproduction); through the guest's handle (wasm-embed's
+//! `src/fiber.rs`) neither side loses a register, when the call runs to its end and when
+//! it is dropped while suspended.
 //!
 //! `cargo run --release --features embassy --example float_yields` (Cortex-M4); with
 //! `--target riscv32imac-unknown-none-elf` it checks the results alone (no FPU).
@@ -45,55 +50,47 @@ fn run() -> Result<bool, Error> {
     say!("blocking: floats({N}) = {expected}");
 
     let mut floats = poll_to_end(guests::floats::Floats::new_async(&module, ()), &mut |poll| poll()).0?;
-    let mut lost = 0;
-    let (result, polls) = poll_to_end(floats.floats_async(N), &mut |poll| {
-        lost += poll_keeping_floats(poll);
-    });
+    let (result, polls) = poll_to_end(floats.floats_async(N), &mut |poll| poll());
     let result = result?;
     let mut ok = result == expected;
     say!(
         "through the handle: floats({N}) = {result} after {polls} polls ({})",
         if ok { "equal" } else { "DIFFERS" }
     );
-    if cfg!(all(target_arch = "arm", target_feature = "fpregs")) {
-        say!("through the handle: {lost} of {polls} polls lost the caller's s16-s31");
-        ok &= lost == 0;
-        match reproduction(&module, expected) {
-            Ok(lost) => say!("through Wasmtime's call_async alone: {lost} of the polls lost the caller's s16-s31"),
-            Err(error) => say!("error: {error}"),
-        }
+    #[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+    {
         ok &= fiber_side_floats()?;
     }
     say!("peak heap: {} bytes", heap::peak());
     Ok(ok)
 }
 
-/// The call through Wasmtime's API alone, with the yield interval the handle's store
-/// gets: how many polls came back with other s16-s31.
-fn reproduction(module: &wasm_embed::GuestModule, expected: i64) -> wasmtime::Result<u32> {
-    use wasm_embed::__private::wasmtime::{Instance, Store};
-    let raw = wasm_embed::__private::module_of(module);
-    let mut store = Store::new(raw.engine(), ());
-    store.set_fuel(u64::MAX)?;
-    store.fuel_async_yield_interval(guests::SETTINGS.fuel_yield_interval)?;
-    let instance = poll_to_end(Instance::new_async(&mut store, raw, &[]), &mut |poll| poll()).0?;
-    let func = instance.get_typed_func::<u32, i64>(&mut store, "floats")?;
-    let mut lost = 0;
-    let (result, polls) = poll_to_end(func.call_async(&mut store, N), &mut |poll| {
-        lost += poll_keeping_floats(poll);
-    });
-    if result? != expected {
-        say!("through Wasmtime's call_async alone: the result differs");
-    }
-    say!("through Wasmtime's call_async alone: {polls} polls");
-    Ok(lost)
+
+/// The bits of -2.0f32, what a frame on the fiber holds in s16, s24 and s31.
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+const FIBER_VALUE: u32 = 0xC000_0000;
+
+/// Whether [`FiberFloats`] has suspended the fiber.
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+static SUSPENDED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// How many of s16, s24 and s31 no longer held [`FIBER_VALUE`] when the fiber resumed.
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+static FIBER_LOST: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Puts [`FIBER_VALUE`] in s16, s24 and s31, deliberately not declared as clobbered: the
+/// values stay there when the fiber suspends or ends, which is all a frame on the fiber
+/// that keeps floats could ever do.
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+#[inline(always)]
+fn hold_fiber_floats() {
+    // SAFETY: the callers keep no value of their own in s16-s31 (they have no floats).
+    unsafe { core::arch::asm!("vmov.f32 s16, #-2.0", "vmov.f32 s24, #-2.0", "vmov.f32 s31, #-2.0") };
 }
 
-use wasm_embed::__private::wasmtime;
-
-/// The add guest's `extra`, whose future leaves s16-s31 changed when it is pending, as a
-/// frame on the fiber that keeps floats in them across the switch would: the first poll
-/// is pending, the second gives 42.
+/// The add guest's `extra`: a future that holds floats in s16, s24 and s31 across its
+/// suspension (the first poll is pending, the second checks them and gives 42) and while
+/// it is dropped.
 #[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
 struct FiberFloats(bool);
 
@@ -103,15 +100,27 @@ impl Future for FiberFloats {
 
     fn poll(mut self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
         if self.0 {
+            let (s16, s24, s31): (u32, u32, u32);
+            // SAFETY: reads three registers into general ones.
+            unsafe {
+                core::arch::asm!("vmov {}, s16", "vmov {}, s24", "vmov {}, s31", out(reg) s16, out(reg) s24, out(reg) s31)
+            };
+            let lost = [s16, s24, s31].iter().filter(|&&bits| bits != FIBER_VALUE).count();
+            FIBER_LOST.store(lost as u32, core::sync::atomic::Ordering::Relaxed);
             return Poll::Ready(42);
         }
         self.0 = true;
+        SUSPENDED.store(true, core::sync::atomic::Ordering::Relaxed);
         cx.waker().wake_by_ref();
-        // Deliberately not declared as clobbered: the values stay in s16-s31 when the
-        // fiber suspends, which is all a frame below it on the fiber could ever do.
-        // SAFETY: nothing in this function keeps a value in s16-s31 (it has no floats).
-        unsafe { core::arch::asm!("vmov.f32 s16, #-2.0", "vmov.f32 s24, #-2.0", "vmov.f32 s31, #-2.0") };
+        hold_fiber_floats();
         Poll::Pending
+    }
+}
+
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+impl Drop for FiberFloats {
+    fn drop(&mut self) {
+        hold_fiber_floats();
     }
 }
 
@@ -125,11 +134,13 @@ impl guests::add::AsyncHost for Host {
     }
 }
 
-/// What the caller's s16-s31 look like after polls during which the fiber holds other
-/// values in them: through Wasmtime's call_async alone (the reproduction) and through
-/// the guest's handle.
+/// The fiber holding floats of its own, through Wasmtime's call_async alone (the
+/// reproduction) and through the guest's handle: a call run to its end, and a call
+/// dropped while suspended. How many of the caller's s16-s31 and of the fiber's three
+/// were lost; through the handle, none may be.
 #[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
 fn fiber_side_floats() -> Result<bool, Error> {
+    use core::sync::atomic::Ordering;
     use wasm_embed::__private::wasmtime::{Caller, Func, Instance, Store};
     let guest = &guests::add::GUEST;
     let engine = wasm_embed::engine(guest.settings())?;
@@ -141,21 +152,54 @@ fn fiber_side_floats() -> Result<bool, Error> {
     let instance = poll_to_end(Instance::new_async(&mut store, raw, &[extra.into()]), &mut |poll| poll()).0;
     let instance = instance.map_err(Error::Engine)?;
     let func = instance.get_typed_func::<(u32, u32), u32>(&mut store, "add_with_extra").map_err(Error::Engine)?;
-    let mut raw_lost = 0;
+    let mut lost = 0;
     let (sum, polls) = poll_to_end(func.call_async(&mut store, (1, 2)), &mut |poll| {
-        raw_lost += poll_keeping_floats(poll);
+        lost += poll_keeping_floats(poll);
     });
     let sum = sum.map_err(Error::Engine)?;
-    say!("fiber keeping floats, Wasmtime's call_async alone: {sum} after {polls} polls, {raw_lost} of s16-s31 lost");
+    let fiber_lost = FIBER_LOST.load(Ordering::Relaxed);
+    say!(
+        "fiber keeping floats, Wasmtime's call_async alone: {sum} after {polls} polls, {lost} of the caller's s16-s31 \
+         lost, {fiber_lost} of the fiber's 3"
+    );
+    let lost = poll_then_drop(func.call_async(&mut store, (1, 2)));
+    say!("dropped while suspended, Wasmtime's call_async alone: {lost} of the caller's s16-s31 lost");
     drop(store);
 
     let mut add = poll_to_end(guests::add::Add::new_async(&module, Host), &mut |poll| poll()).0?;
     let mut lost = 0;
+    FIBER_LOST.store(u32::MAX, Ordering::Relaxed);
     let (sum, polls) = poll_to_end(add.add_with_extra_async(1, 2), &mut |poll| {
         lost += poll_keeping_floats(poll);
     });
-    say!("fiber keeping floats, through the handle: {} after {polls} polls, {lost} of s16-s31 lost", sum?);
-    Ok(lost == 0)
+    let fiber_lost = FIBER_LOST.load(Ordering::Relaxed);
+    say!(
+        "fiber keeping floats, through the handle: {} after {polls} polls, {lost} of the caller's s16-s31 lost, \
+         {fiber_lost} of the fiber's 3",
+        sum?
+    );
+    let dropped_lost = poll_then_drop(add.add_with_extra_async(1, 2));
+    say!("dropped while suspended, through the handle: {dropped_lost} of the caller's s16-s31 lost");
+    Ok(lost == 0 && fiber_lost == 0 && dropped_lost == 0)
+}
+
+/// Polls `future` until its import has suspended the fiber, then drops it, each with
+/// s16-s31 held by the caller: how many of them came back changed.
+#[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
+fn poll_then_drop<F: Future>(future: F) -> u32 {
+    use core::sync::atomic::Ordering;
+    let mut future = Some(Box::pin(future));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut lost = 0;
+    SUSPENDED.store(false, Ordering::Relaxed);
+    while !SUSPENDED.load(Ordering::Relaxed) {
+        lost += poll_keeping_floats(&mut || {
+            if let Some(future) = future.as_mut() {
+                let _ = future.as_mut().poll(&mut cx);
+            }
+        });
+    }
+    lost + poll_keeping_floats(&mut || drop(future.take()))
 }
 
 extern crate alloc;

@@ -13,19 +13,8 @@ struct Host;
 
 impl guests::add::Host for Host {
     fn extra(&mut self) -> u32 {
-        deeper(0)
+        stack::recurse_without_bound(0)
     }
-}
-
-/// Recurses until the stack runs out, 64 bytes of locals a call.
-#[inline(never)]
-fn deeper(depth: u32) -> u32 {
-    let mut locals = [depth; 16];
-    core::hint::black_box(&mut locals);
-    if core::hint::black_box(depth) == u32::MAX {
-        return 0;
-    }
-    deeper(depth + 1).wrapping_add(locals[depth as usize % 16])
 }
 
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]

@@ -72,9 +72,13 @@ static LAST_FAILED: AtomicUsize = AtomicUsize::new(0);
 pub fn report_exhaustion() -> bool {
     let size = LAST_FAILED.load(Ordering::Relaxed);
     if size != 0 {
+        let setting_up = wasm_embed::guest_being_set_up();
         crate::say!(
-            "error: the heap ran out: {size} bytes could not be allocated with {} of its {HEAP_SIZE} bytes in use; \
+            "error: the heap ran out{}{}{}: {size} bytes could not be allocated with {} of its {HEAP_SIZE} bytes in use; \
              give the heap more RAM, or set fewer guests up at once",
+            if setting_up.is_some() { " while guest `" } else { "" },
+            setting_up.unwrap_or(""),
+            if setting_up.is_some() { "` was set up" } else { "" },
             used()
         );
     }

@@ -9,6 +9,8 @@ extern crate alloc;
 pub mod flash;
 pub mod heap;
 pub mod stack;
+#[cfg(any(target_arch = "arm", not(feature = "tasks")))]
+pub mod ticker;
 #[cfg(target_arch = "arm")]
 pub mod uart;
 

@@ -104,3 +104,15 @@ pub(crate) fn report_overflow() {
         say!("the {} bytes below the guard: {}", watched(), if same { "as painted" } else { "CHANGED" });
     }
 }
+
+/// Recurses without bound, 64 bytes of locals a call, until the stack reaches its guard:
+/// what the stack overflow examples call.
+#[inline(never)]
+pub fn recurse_without_bound(depth: u32) -> u32 {
+    let mut locals = [depth; 16];
+    core::hint::black_box(&mut locals);
+    if core::hint::black_box(depth) == u32::MAX {
+        return 0;
+    }
+    recurse_without_bound(depth + 1).wrapping_add(locals[depth as usize % 16])
+}

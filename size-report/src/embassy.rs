@@ -28,7 +28,7 @@ pub(crate) fn measure_async() -> Result<Async, String> {
         let run = cargo(&Variant::original().dir, &args)?;
         for line in run.program.lines().filter(|l| l.contains("worst tick lateness")) {
             let phase = line.split(':').next().unwrap_or("?").to_owned();
-            if let [late, slice] = numbers_after(line, ": ")[..] {
+            if let [late, slice, ..] = numbers_after(line, ": ")[..] {
                 lateness.push((core, phase, late, slice));
             }
         }

@@ -42,6 +42,7 @@ impl<H: 'static, W> ComponentInstance<H, W> {
                 module: component.guest().name(),
             });
         }
+        let _setting_up = crate::guest::SettingUp::new(guest);
         let instantiation = |cause| Error::Instantiate {
             guest: guest.name(),
             cause,
@@ -143,6 +144,7 @@ impl<H: Send + 'static, W: Send> ComponentInstance<H, W> {
             &'s Linker<Context<H>>,
         ) -> BindingsFuture<'s, W>,
     ) -> Result<ComponentInstance<H, W>, Error> {
+        let _setting_up = crate::guest::SettingUp::new(guest);
         let (mut store, linker) = prepare(guest, component, host, link)?;
         let fuel_per_call = guest.settings().fuel;
         if let Some(interval) = guest.settings().fuel_yield_interval {

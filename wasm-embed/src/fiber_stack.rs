@@ -3,9 +3,14 @@
 //! this crate hands Wasmtime (`Config::with_host_stack`) is one heap block with
 //! [`CANARY`] bytes below the part the fiber runs on, painted with a pattern; the whole
 //! stack is painted too, so its deepest use can be read back. After every poll of an
-//! async call the canaries are checked: one that changed is an overflow, and the call ends
-//! with [`crate::Fault::FiberStackOverflow`] instead of its result. An overflow that
-//! stays within the canary has written nothing outside the block.
+//! async call the canaries are checked: one that changed further than was reported
+//! before is an overflow, and the call ends with [`crate::Fault::FiberStackOverflow`]
+//! instead of its result.
+//!
+//! What a canary cannot do: catch an overflow as it happens (it is found at the end of
+//! the poll), or see a frame larger than itself that steps over it into the heap below.
+//! With calls polled on two cores at once, the other core's call may be the one that
+//! finds it.
 
 use alloc::alloc::{Layout, alloc, dealloc};
 use alloc::boxed::Box;
@@ -27,16 +32,22 @@ const CANARY_PAINT: u32 = 0xC0DE_CAFE;
 /// What the part of the stack the fiber runs on is painted with, to measure its use.
 const STACK_PAINT: u32 = 0x5A5A_5A5A;
 
-/// How the stack's ends are aligned: 16 bytes, as Arm's and RISC-V's ABIs want; on a
-/// host, where Wasmtime's fibers check it, a page.
-const ALIGN: usize = if cfg!(all(feature = "std", any(unix, windows))) {
-    4096
-} else {
-    16
-};
+/// How the stack's ends are aligned: 16 bytes, as Arm's and RISC-V's ABIs want; on the
+/// host the tests run on (config.rs says which), where Wasmtime's fibers check it, a page.
+const ALIGN: usize = if cfg!(feature = "std") { 4096 } else { 16 };
 
-/// The stacks alive now: where each one's canary starts, and the stack's bytes above it.
-static LIVE: Mutex<RefCell<Vec<(usize, usize)>>> = Mutex::new(RefCell::new(Vec::new()));
+/// A stack alive now.
+struct Live {
+    /// Where its canary starts.
+    canary: usize,
+    /// Bytes of the stack above the canary.
+    size: usize,
+    /// How deep into the canary the overflow reported last went. The canary is not
+    /// painted again after a report: a fiber suspended in it keeps its registers there.
+    reported: usize,
+}
+
+static LIVE: Mutex<RefCell<Vec<Live>>> = Mutex::new(RefCell::new(Vec::new()));
 
 /// Hands Wasmtime fiber stacks with a canary below them.
 pub(crate) struct FiberStacks;
@@ -46,21 +57,27 @@ pub(crate) struct FiberStacks;
 unsafe impl StackCreator for FiberStacks {
     fn new_stack(&self, size: usize, _zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
         // Painting replaces zeroing: no earlier contents stay in the block either way.
-        let size = size.next_multiple_of(ALIGN);
+        // Not below 4 KiB, Wasmtime's own smallest.
+        let size = size.max(4096).next_multiple_of(ALIGN);
+        // Room in the list first, so that a full heap is this error rather than an abort.
+        critical_section::with(|cs| LIVE.borrow_ref_mut(cs).try_reserve(1))
+            .map_err(|_| wasmtime::format_err!("out of memory (failed to record a fiber stack)"))?;
         let layout = Layout::from_size_align(CANARY + size, ALIGN).map_err(wasmtime::Error::msg)?;
         // SAFETY: the layout is not empty.
         let base = unsafe { alloc(layout) };
         if base.is_null() {
-            wasmtime::bail!(
-                "out of memory (failed to allocate {} bytes for a fiber stack)",
-                layout.size()
-            );
+            wasmtime::bail!("out of memory (failed to allocate {} bytes for a fiber stack)", layout.size());
         }
         let stack = FiberStack { base, size };
         let canary = stack.canary();
         paint(canary.clone(), CANARY_PAINT);
         paint(stack.range(), STACK_PAINT);
-        critical_section::with(|cs| LIVE.borrow_ref_mut(cs).push((canary.start, size)));
+        let live = Live {
+            canary: canary.start,
+            size,
+            reported: 0,
+        };
+        critical_section::with(|cs| LIVE.borrow_ref_mut(cs).push(live));
         Ok(Box::new(stack))
     }
 }
@@ -74,29 +91,20 @@ fn paint(words: Range<usize>, with: u32) {
 
 /// Bytes from the start of `words` up to the first word that no longer holds `with`.
 fn painted_from_bottom(words: Range<usize>, with: u32) -> usize {
-    let start = words.start;
-    let end = words.end;
+    let (start, end) = (words.start, words.end);
     // SAFETY: the callers pass words of a live stack.
-    words
-        .step_by(4)
-        .find(|&at| unsafe { (at as *const u32).read_volatile() } != with)
-        .unwrap_or(end)
-        - start
+    words.step_by(4).find(|&at| unsafe { (at as *const u32).read_volatile() } != with).unwrap_or(end) - start
 }
 
-/// The first stack whose canary changed, with its canary painted again so that it is
-/// reported once: an async call's poll that ran on it overflowed it.
+/// The first stack whose canary changed further than was reported before: an async
+/// call's poll that ran on it overflowed it.
 pub(crate) fn overflow() -> Option<FiberOverflow> {
     critical_section::with(|cs| {
-        LIVE.borrow_ref(cs).iter().find_map(|&(base, size)| {
-            let canary = base..base + CANARY;
-            let untouched = painted_from_bottom(canary.clone(), CANARY_PAINT);
-            (untouched < CANARY).then(|| {
-                paint(canary, CANARY_PAINT);
-                FiberOverflow {
-                    size,
-                    by: CANARY - untouched,
-                }
+        LIVE.borrow_ref_mut(cs).iter_mut().find_map(|live| {
+            let by = CANARY - painted_from_bottom(live.canary..live.canary + CANARY, CANARY_PAINT);
+            (by > live.reported).then(|| {
+                live.reported = by;
+                FiberOverflow { size: live.size, by }
             })
         })
     })
@@ -106,12 +114,12 @@ pub(crate) fn overflow() -> Option<FiberOverflow> {
 /// while no async call has a stack.
 pub fn fiber_stack_peak() -> Option<usize> {
     critical_section::with(|cs| {
-        LIVE.borrow_ref(cs)
-            .iter()
-            .map(|&(base, size)| {
-                size - painted_from_bottom(base + CANARY..base + CANARY + size, STACK_PAINT)
-            })
-            .max()
+        let live = LIVE.borrow_ref(cs);
+        let used = |live: &Live| {
+            let stack = live.canary + CANARY..live.canary + CANARY + live.size;
+            live.size - painted_from_bottom(stack, STACK_PAINT)
+        };
+        live.iter().map(used).max()
     })
 }
 
@@ -120,7 +128,7 @@ pub fn fiber_stack_peak() -> Option<usize> {
 pub(crate) struct FiberOverflow {
     /// Bytes of the stack, above its canary.
     pub(crate) size: usize,
-    /// How far below the stack the deepest write went; [`CANARY`] or more means past the
+    /// How far below the stack the deepest write went; [`CANARY`] means through the
     /// canary, into the memory beside the block.
     pub(crate) by: usize,
 }
@@ -129,15 +137,12 @@ impl fmt::Display for FiberOverflow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let FiberOverflow { size, by } = *self;
         if by < CANARY {
-            write!(
-                f,
-                "overflowed its fiber stack of {size} bytes by {by} bytes, caught within the {CANARY} bytes kept below it"
-            )
+            write!(f, "overflowed its fiber stack of {size} bytes by {by} bytes, into the {CANARY} bytes kept below it")
         } else {
             write!(
                 f,
-                "overflowed its fiber stack of {size} bytes by {CANARY} bytes or more, past the {CANARY} bytes kept \
-                 below it, so the heap beside it may be overwritten: restart the firmware"
+                "overflowed its fiber stack of {size} bytes through the {CANARY} bytes kept below it, so the heap \
+                 beside it may be overwritten: restart the firmware"
             )
         }
     }
@@ -150,8 +155,8 @@ struct FiberStack {
     size: usize,
 }
 
-// SAFETY: the block is owned by this value alone; Wasmtime moves it between threads only
-// with the store that runs on it.
+// SAFETY: the block is owned by this value alone, and its accessors only compute
+// addresses; Wasmtime moves it between threads only with the store that runs on it.
 unsafe impl Send for FiberStack {}
 unsafe impl Sync for FiberStack {}
 
@@ -182,13 +187,8 @@ unsafe impl StackMemory for FiberStack {
 impl Drop for FiberStack {
     fn drop(&mut self) {
         let canary = self.canary().start;
-        critical_section::with(|cs| LIVE.borrow_ref_mut(cs).retain(|&(live, _)| live != canary));
+        critical_section::with(|cs| LIVE.borrow_ref_mut(cs).retain(|live| live.canary != canary));
         // SAFETY: allocated in `new_stack` with this layout.
-        unsafe {
-            dealloc(
-                self.base,
-                Layout::from_size_align_unchecked(CANARY + self.size, ALIGN),
-            )
-        }
+        unsafe { dealloc(self.base, Layout::from_size_align_unchecked(CANARY + self.size, ALIGN)) }
     }
 }

@@ -3,7 +3,7 @@
 use alloc::sync::Arc;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use wasmtime::{Engine, Module};
 
@@ -152,6 +152,7 @@ impl Guest {
     /// `cwasm` was claimed, is Wasmtime's precompiler output for this guest, unchanged,
     /// and is neither written nor freed while the module lives.
     pub(crate) unsafe fn load_module(&'static self, engine: &Engine, cwasm: NonNull<[u8]>) -> Result<GuestModule, Error> {
+        let _setting_up = SettingUp::new(self);
         // SAFETY: the caller's contract is `deserialize_raw`'s.
         let module = unsafe { Module::deserialize_raw(engine, cwasm) };
         self.loaded(module).map(|loaded| GuestModule { loaded })
@@ -179,6 +180,7 @@ impl Guest {
         engine: &Engine,
         cwasm: NonNull<[u8]>,
     ) -> Result<GuestComponent, Error> {
+        let _setting_up = SettingUp::new(self);
         // SAFETY: the caller's contract is `deserialize_raw`'s.
         let component = unsafe { wasmtime::component::Component::deserialize_raw(engine, cwasm) };
         self.loaded(component)
@@ -320,5 +322,35 @@ impl<T> Drop for Loaded<T> {
         // SAFETY: dropped once, here, and not used after.
         unsafe { ManuallyDrop::drop(&mut self.code) };
         self.guest.loaded.store(false, Ordering::Release);
+    }
+}
+
+/// The guest being loaded or instantiated now. Where Wasmtime cannot go on without an
+/// allocation that failed it aborts, and the firmware's fault handler has only this to
+/// say which guest it was setting up.
+static SETTING_UP: AtomicPtr<Guest> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The name of the guest being loaded or instantiated now, if one is: for a fault handler
+/// that reports an abort, such as the heap running out inside Wasmtime.
+pub fn guest_being_set_up() -> Option<&'static str> {
+    // SAFETY: only `SettingUp` stores here, a `&'static Guest` or null.
+    unsafe { SETTING_UP.load(Ordering::Relaxed).as_ref() }.map(Guest::name)
+}
+
+/// Marks `guest` as being set up until it is dropped, then restores what was marked
+/// before. A load and a store, not a swap: a core without compare-and-swap needs none.
+pub(crate) struct SettingUp(*mut Guest);
+
+impl SettingUp {
+    pub(crate) fn new(guest: &'static Guest) -> SettingUp {
+        let before = SETTING_UP.load(Ordering::Relaxed);
+        SETTING_UP.store(core::ptr::from_ref(guest).cast_mut(), Ordering::Relaxed);
+        SettingUp(before)
+    }
+}
+
+impl Drop for SettingUp {
+    fn drop(&mut self) {
+        SETTING_UP.store(self.0, Ordering::Relaxed);
     }
 }

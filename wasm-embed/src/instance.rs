@@ -116,6 +116,7 @@ impl<H: 'static> GuestInstance<H> {
                 module: module.guest().name(),
             });
         }
+        let _setting_up = crate::guest::SettingUp::new(guest);
         let mut store = Context::store(module.module().engine(), guest.name(), host);
         // Instantiation runs the guest's start function, if it has one: bound it too.
         let fuel_per_call = guest.settings().fuel;
@@ -221,6 +222,7 @@ impl<H: Send + 'static> GuestInstance<H> {
                 module: module.guest().name(),
             });
         }
+        let _setting_up = crate::guest::SettingUp::new(guest);
         let mut store = Context::store(module.module().engine(), guest.name(), host);
         let fuel_per_call = guest.settings().fuel;
         if let Some(interval) = guest.settings().fuel_yield_interval {

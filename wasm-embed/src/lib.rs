@@ -119,7 +119,7 @@ pub use error::{Error, Fault};
 pub use fiber_stack::{CANARY as FIBER_STACK_CANARY, fiber_stack_peak};
 #[cfg(feature = "component-model")]
 pub use guest::GuestComponent;
-pub use guest::{Guest, GuestModule};
+pub use guest::{Guest, GuestModule, guest_being_set_up};
 pub use memory::{GuestMemory, Pointer};
 pub use wasmtime::Engine;
 

@@ -205,7 +205,7 @@ fn quoted_in_docs(error: &Error) {
 }
 
 #[test]
-fn an_async_call_runs_on_a_fiber_of_the_settings_size_not_wasmtimes_2_mib() {
+fn the_engine_makes_fibers_of_the_settings_size_not_wasmtimes_2_mib() {
     let settings = Settings {
         async_stack_size: 16 * 1024,
         ..settings()

@@ -37,12 +37,32 @@ fn add_async(too_deep: bool) -> GuestInstance<bool> {
         let extra = Func::wrap_async(store, |mut caller: Caller<'_, Context<bool>>, (): ()| {
             Box::new(async move {
                 let too_deep = *caller.data_mut().host();
-                Ok(if too_deep { dive(0) } else { 42 })
+                let extra = if too_deep { dive(0) } else { 42 };
+                // Suspends once after the dive, so the overflow is found while the call is
+                // pending.
+                PendingOnce(false).await;
+                Ok(extra)
             })
         });
         [extra.into()]
     });
     run(instantiate).0.unwrap()
+}
+
+/// Pending once, then ready.
+struct PendingOnce(bool);
+
+impl std::future::Future for PendingOnce {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 /// Goes deeper until the word 64 bytes below its locals is the canary's paint.
@@ -77,7 +97,10 @@ fn an_import_too_deep_for_its_fiber_ends_the_call_with_a_fiber_overflow_in_one_l
     let _turn = ONE_AT_A_TIME.lock().unwrap();
     let mut add = add_async(true);
     let func = add.func::<(u32, u32), u32>("add_with_extra").unwrap();
-    let (result, _) = run(add.call_async(&func, (1, 2)));
+    // The overflow is found at the end of the poll that suspended: the call ends there,
+    // and dropping it resumes the fiber to unwind on the stack as it is.
+    let (result, pending) = run(add.call_async(&func, (1, 2)));
+    assert_eq!(pending, 0, "the call ended at the first poll that overflowed");
     let error = result.expect_err("a call whose fiber overflowed returned its result");
     let Some(Fault::FiberStackOverflow { size, by }) = error.fault() else {
         panic!("not a fiber overflow: {error}");
@@ -88,12 +111,13 @@ fn an_import_too_deep_for_its_fiber_ends_the_call_with_a_fiber_overflow_in_one_l
         error.to_string(),
         format!(
             "guest `add` failed in `add_with_extra`: it overflowed its fiber stack of 262144 bytes by {by} bytes, \
-             caught within the {FIBER_STACK_CANARY} bytes kept below it; raise Builder::async_stack_size in build.rs, or make its \
+             into the {FIBER_STACK_CANARY} bytes kept below it; raise Builder::async_stack_size in build.rs, or make its \
              imports' futures less deep"
         )
     );
 
-    // Reported once; the same store's next call, with a future that fits, runs.
+    // Reported once, not again for the same depth; the same store's next call, with a
+    // future that fits, runs on the same stack.
     *add.host_mut() = false;
     assert_eq!(run(add.call_async(&func, (1, 2))).0.unwrap(), 45);
     // So does another guest's.
@@ -112,7 +136,7 @@ fn a_fiber_stacks_use_is_measured_by_its_paint() {
     let after_one = fiber_stack_peak().expect("the store keeps its stack");
     assert!(after_one > 0 && after_one < 256 * 1024, "{after_one} bytes");
     *add.host_mut() = true;
-    // Diving to the canary uses the whole stack.
+    // Diving to the canary uses the whole stack, which is the settings' size.
     let _ = run(add.call_async(&func, (1, 2)));
     assert_eq!(fiber_stack_peak(), Some(256 * 1024));
     drop(add);
