@@ -1,9 +1,9 @@
-//! The add example: the firmware of the original runtime comparison, which runs the `add` guest once and reports the result and the peak
-//! heap. The size report (`./x size`) measures this program.
+//! The add example: the firmware of the original runtime comparison, which runs the `add` guest once and reports the result, the peak
+//! heap and the peak use of the main stack (by painting). The size report (`./x size`) measures this program.
 #![no_std]
 #![no_main]
 
-use demo_firmware::{exit, guests, heap, say};
+use demo_firmware::{exit, guests, heap, say, stack};
 
 /// What the host gives the guest through its `host.extra` import.
 struct Host;
@@ -17,11 +17,13 @@ impl guests::add::Host for Host {
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
+    stack::paint_free();
     heap::init();
     match run() {
         Ok(sum) => {
             say!("add_with_extra(1, 2) = {sum}");
             say!("peak heap: {} bytes", heap::peak());
+            say!("peak main stack: {} of its {} bytes", stack::peak_use(), stack::size());
             exit(true)
         }
         Err(error) => {

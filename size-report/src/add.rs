@@ -169,6 +169,15 @@ pub(crate) fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)])
         group(base.peak_heap),
         group(s[".data"] + s[".bss"] - base.heap_arena),
     );
+    if let Some((used, size)) = base.peak_stack {
+        println!(
+            "Peak main stack, measured by painting: **{} B** of its {} B. The stack's guard (demo-firmware's \
+             build.rs) is 4 KiB below it, aligned to its size; the fault handler's own 1 KiB stack is among the \
+             statics.\n",
+            group(used),
+            group(size),
+        );
+    }
     println!("## Code and read-only data by crate (top 15)\n");
     println!("| crate | bytes |\n|---|---:|");
     for (name, bytes) in base.crates.iter().take(15) {

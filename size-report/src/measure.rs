@@ -49,6 +49,8 @@ pub(crate) struct Measurement {
     pub(crate) flash: u64,
     pub(crate) heap_arena: u64,
     pub(crate) peak_heap: u64,
+    /// The main stack's peak use and its size, where the firmware printed them.
+    pub(crate) peak_stack: Option<(u64, u64)>,
     pub(crate) output: String,
     pub(crate) crates: Vec<(String, u64)>,
     pub(crate) guests: Value,
@@ -215,6 +217,10 @@ pub(crate) fn measure_example(variant: &Variant, example: &str, features: &[&str
         .lines()
         .find_map(|l| l.strip_prefix("peak heap: ")?.strip_suffix(" bytes")?.parse().ok())
         .ok_or_else(|| format!("the firmware printed no peak heap:\n{firmware}"))?;
+    let peak_stack = firmware.lines().find_map(|l| {
+        let (used, size) = l.strip_prefix("peak main stack: ")?.strip_suffix(" bytes")?.split_once(" of its ")?;
+        Some((used.parse().ok()?, size.parse().ok()?))
+    });
     let guests = guest_report(&out_dir)?;
     let mut cwasm_sections = Vec::new();
     for guest in guests["guests"].as_array().into_iter().flatten() {
@@ -229,6 +235,7 @@ pub(crate) fn measure_example(variant: &Variant, example: &str, features: &[&str
         sections,
         heap_arena,
         peak_heap,
+        peak_stack,
         output: firmware,
         crates,
         compared: Vec::new(),

@@ -99,7 +99,16 @@ fn demo_firmware_runs_every_guest_in_qemu_survives_the_misbehaving_ones_and_exit
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "add_with_extra(1, 2) = 45", "{stdout}");
-    assert!(lines[1].starts_with("peak heap: ") && lines.len() == 2, "{stdout}");
+    assert!(lines[1].starts_with("peak heap: ") && lines.len() == 3, "{stdout}");
+    // Measured by painting: loading and calling the guest went some KiB deep (Wasmtime's
+    // largest frames alone are 3 KiB), well within the stack.
+    let (used, size) = lines[2]
+        .strip_prefix("peak main stack: ")
+        .and_then(|rest| rest.strip_suffix(" bytes"))
+        .and_then(|rest| rest.split_once(" of its "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let (used, size) = (used.parse::<usize>().unwrap(), size.parse::<usize>().unwrap());
+    assert!((4096..size / 2).contains(&used), "{stdout}");
 
     // Building again with nothing changed neither reruns the build script nor rebuilds
     // the guest.
