@@ -23,7 +23,6 @@ fn interrupt() {
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
-    say!("the stack: {} bytes above its guard at {:#010x}", stack::size(), stack::guard().start);
     stack::watch_below_guard();
     match run() {
         Ok(()) => say!("error: the guest call ended before the interrupt overflowed the stack"),

@@ -21,7 +21,6 @@ impl guests::add::Host for Host {
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
-    say!("the stack: {} bytes above its guard at {:#010x}", stack::size(), stack::guard().start);
     stack::watch_below_guard();
     match run() {
         Ok(sum) => say!("error: the call returned {sum} instead of overflowing the stack"),

@@ -47,7 +47,6 @@ fn large_frame() -> u32 {
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     heap::init();
-    say!("the stack: {} bytes above its guard at {:#010x}", stack::size(), stack::guard().start);
     stack::watch_below_guard();
     match run() {
         Ok(sum) => say!("error: the call returned {sum}: the large frame stepped over the guard"),

@@ -88,9 +88,11 @@ pub fn watched() -> usize {
     below_guard().len()
 }
 
-/// Paints the memory below the guard, so that the report of an overflow says whether it
-/// is as painted: a stack that stepped over the guard would have written it.
+/// Prints the stack's size and where its guard is, and paints the memory below the guard,
+/// so that the report of an overflow says whether it is as painted: a stack that stepped
+/// over the guard would have written it. What the stack overflow examples do first.
 pub fn watch_below_guard() {
+    say!("the stack: {} bytes above its guard at {:#010x}", size(), guard().start);
     for at in below_guard() {
         // SAFETY: the link reserves these bytes for this, and nothing else uses them.
         unsafe { (at as *mut u8).write_volatile(PAINT) };

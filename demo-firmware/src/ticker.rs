@@ -5,15 +5,18 @@
 //! An example that uses it names its handler with [`crate::ticker_interrupt!`], so that
 //! no other program links one.
 
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 static HANDLER: AtomicUsize = AtomicUsize::new(0);
-static PERIOD: AtomicU32 = AtomicU32::new(0);
+/// RISC-V's timer is set again for each interrupt; SysTick reloads by itself.
+#[cfg(target_arch = "riscv32")]
+static PERIOD: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// Calls `handler` from an interrupt every `period` clock cycles (Arm, at most 2^24) or
 /// ticks of `mtime` (RISC-V, 10 MHz).
 pub fn start(period: u32, handler: fn()) {
     HANDLER.store(handler as usize, Ordering::Relaxed);
+    #[cfg(target_arch = "riscv32")]
     PERIOD.store(period, Ordering::Relaxed);
     board::start(period);
 }
