@@ -27,46 +27,10 @@ fn main() {
     std::fs::copy(&memory, out.join(linked_as)).expect("each board's memory.x is in its directory");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={memory}");
-    stack_guard(board, &out);
 
     // Builds, strips, optimizes and precompiles the guests listed in Cargo.toml. Fuel
     // bounds every call, so the guest that loops forever is stopped.
     compile(wasm_embed_build::Builder::new().fuel(1_000_000), &out);
-}
-
-/// Bytes of the main stack's guard (src/stack.rs): a power of two, as the Armv7-M MPU and
-/// a NAPOT PMP region need, and larger than the firmware's largest frame, Wasmtime's
-/// `Engine::new` (3,148 B on the Cortex-M4, 3,200 B on RISC-V), which steps over a 1 KiB
-/// guard.
-const STACK_GUARD: usize = 4096;
-
-/// Bytes painted just below the guard, which nothing in the firmware owns: after an
-/// overflow the stack_overflow example checks that they are as painted.
-const STACK_WATCH: usize = 256;
-
-/// Places the stack's guard in the link, after the statics and before the stack, so that
-/// the stack ends where the guard begins and the code reads one address, the symbol
-/// `__stack_guard`, rather than working it out; and writes its size for src/stack.rs.
-fn stack_guard(board: &str, out: &Path) {
-    // The statics end with cortex-m-rt's `.uninit`, and with riscv-rt's (empty) `.heap`;
-    // the stack then ends at the guard (`_stack_end`, `__estack`), which the link checks,
-    // so that a change in either runtime fails the link rather than the device.
-    let (after, stack_end) = if board == "riscv" { (".heap", "__estack") } else { (".uninit", "_stack_end") };
-    let script = format!(
-        "/* Written by build.rs: the main stack's guard (src/stack.rs). */\n\
-         SECTIONS\n{{\n  .stack_guard (NOLOAD) : ALIGN(4)\n  {{\n    __stack_watch = .;\n    \
-         . = ALIGN(. + {STACK_WATCH}, {STACK_GUARD});\n    __stack_guard = .;\n    . += {STACK_GUARD};\n  }} > RAM\n}}\n\
-         INSERT AFTER {after};\n\
-         ASSERT(__stack_guard % {STACK_GUARD} == 0 && {stack_end} == __stack_guard + {STACK_GUARD}, \
-         \"the stack's guard is not where the stack ends (demo-firmware/build.rs)\");\n"
-    );
-    std::fs::write(out.join("stack-guard.x"), script).expect("OUT_DIR is writable");
-    println!("cargo:rustc-link-arg=-Tstack-guard.x");
-    std::fs::write(
-        out.join("stack-guard.rs"),
-        format!("pub const GUARD_SIZE: usize = {STACK_GUARD};\n"),
-    )
-    .expect("OUT_DIR is writable");
 }
 
 /// Builds the guests: the ones listed in Cargo.toml or, with the `generated-modules`

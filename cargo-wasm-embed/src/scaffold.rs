@@ -167,9 +167,18 @@ panic-probe = { version = "1", features = ["print-defmt"] }
         }
     }
 
-    /// The features of wasm-embed this board needs beyond the common ones.
-    fn runtime_features(&self) -> &'static [&'static str] {
-        if self.spec { &["emulated-cas"] } else { &[] }
+    /// The features of wasm-embed this board needs beyond the common ones: the main
+    /// stack's guard, except under esp-hal, which has its own; and on a core without
+    /// compare-and-swap, the operations emulated.
+    fn runtime_features(&self) -> Vec<&'static str> {
+        let mut features = Vec::new();
+        if !self.template.starts_with("esp32") {
+            features.push("stack-guard");
+        }
+        if self.spec {
+            features.push("emulated-cas");
+        }
+        features
     }
 
     /// Whether `cargo run` runs it in QEMU, rather than flashing a board.
@@ -245,7 +254,7 @@ pub fn new(dir: &Path, board: &Board, component: bool, crates: &Crates) -> Resul
     }
     let name = package_name(dir)?;
     let mut runtime = vec!["platform", "log-off"];
-    runtime.extend_from_slice(board.runtime_features());
+    runtime.extend(board.runtime_features());
     let build: &[&str] = if component {
         runtime.push("component-model");
         &["component-model"]

@@ -9,7 +9,9 @@ pub use esp_hal::main as entry;
 esp_bootloader_esp_idf::esp_app_desc!();
 
 /// Sets the chip's clocks and watchdogs up; the peripherals esp-hal returns are for the
-/// firmware's own drivers (pins, UART, flash) when it grows some.
+/// firmware's own drivers (pins, UART, flash) when it grows some. esp-hal guards the main
+/// stack itself: a write to the word it keeps near the stack's end stops the firmware
+/// with a panic that names it (its `stack-guard-monitoring`, on by default).
 pub fn init() {
     let _peripherals = esp_hal::init(esp_hal::Config::default());
 }

@@ -7,14 +7,26 @@ pub use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
 
-/// Sets the board up before anything else runs: nothing to do on this one.
-pub fn init() {}
-
 /// Prints a line on the host's terminal, through probe-rs.
 macro_rules! println {
     ($($arg:tt)*) => {
         defmt::println!("{}", defmt::Display2Format(&format_args!($($arg)*)))
     };
+}
+
+/// Sets the board up before anything else runs: the main stack's guard (wasm-embed's
+/// `stack-guard`), so that a stack that overflows logs one line and resets the chip
+/// instead of overwriting the heap (`probe-rs run` stops at the fault first and shows
+/// where it was).
+pub fn init() {
+    let guarded = wasm_embed::stack_guard::install(|fault| {
+        println!("error: {fault}");
+        cortex_m::peripheral::SCB::sys_reset()
+    });
+    if let Err(error) = guarded {
+        println!("error: {error}");
+        exit(false);
+    }
 }
 
 /// Ends the run: a breakpoint stops `probe-rs run`, whose exit code says whether the

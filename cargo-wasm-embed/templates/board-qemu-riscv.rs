@@ -5,14 +5,25 @@
 use riscv as _;
 pub use riscv_rt::entry;
 
-/// Sets the board up before anything else runs: nothing to do on this one.
-pub fn init() {}
-
 /// Prints a line on the host's terminal.
 macro_rules! println {
     ($($arg:tt)*) => {
         semihosting::println!($($arg)*)
     };
+}
+
+/// Sets the board up before anything else runs: the main stack's guard (wasm-embed's
+/// `stack-guard`), so that a stack that overflows stops the firmware with one line
+/// instead of overwriting the heap.
+pub fn init() {
+    let guarded = wasm_embed::stack_guard::install(|fault| {
+        println!("error: {fault}");
+        exit(false)
+    });
+    if let Err(error) = guarded {
+        println!("error: {error}");
+        exit(false);
+    }
 }
 
 /// Ends the run: QEMU exits with 0 on success, 1 otherwise.

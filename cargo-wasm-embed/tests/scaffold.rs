@@ -164,6 +164,25 @@ fn the_cortex_m4_project_runs_in_qemu_and_takes_a_guest_crate_a_component_and_a_
         succeeds(&output),
         "add(2, 3) = 5, double(21) = 42, summer's add(4, 5) = 9\nguest says: checksum computed\nchecksum = 0x906e\n"
     );
+    // The stack's guard, which `new` turns on: a call that recurses without bound stops
+    // at it with one line, and the run fails.
+    let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap().replace(
+        "fn run() -> Result<u32, Error> {\n",
+        "fn run() -> Result<u32, Error> {\n    println!(\"depth {}\", deep(0));\n",
+    ) + "\nfn deep(depth: u32) -> u32 {\n    let mut frame = [depth; 32];\n    core::hint::black_box(&mut frame);\n    \
+       if core::hint::black_box(depth) == u32::MAX {\n        return 0;\n    }\n    \
+       deep(depth + 1).wrapping_add(frame[depth as usize % 32])\n}\n";
+    std::fs::write(dir.join("src/main.rs"), main).unwrap();
+    let output = cargo(&dir, &["run", "--release"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let line = stdout.trim_end();
+    assert!(
+        line.starts_with("error: the stack overflowed: it grew through its ")
+            && line.ends_with("; give it more RAM (a smaller heap) or make the calls that ran less deep")
+            && !line.contains('\n'),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ impl guests::add::Host for Host {
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     stack::paint_free();
-    heap::init();
+    demo_firmware::init();
     match run() {
         Ok(sum) => {
             say!("add_with_extra(1, 2) = {sum}");

@@ -21,7 +21,7 @@ impl guests::add::AsyncHost for Host {
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
-    heap::init();
+    demo_firmware::init();
     demo_firmware::time::init();
     let fiber = guests::add::GUEST.settings().async_stack_size;
     match run().await {

@@ -22,7 +22,7 @@ impl wit::AddImports for Host {
 
 #[entry]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     match run() {
         Ok(sum) => {
             hprintln!("add-with-extra(1, 2) = {sum}");

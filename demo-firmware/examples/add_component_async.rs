@@ -26,7 +26,7 @@ impl wit_async::AddImports for Host {
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
-    heap::init();
+    demo_firmware::init();
     demo_firmware::time::init();
     match run().await {
         Ok(sum) => {

@@ -25,7 +25,7 @@ impl guests::add::Host for Host {
 
 #[entry]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     match run() {
         Ok(sum) => {
             say!("add_with_extra(1, 2) = {sum}");

@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, Ordering};
 
-use demo_firmware::{exit, heap, say, ticker};
+use demo_firmware::{exit, say, ticker};
 
 /// Rounds of the main loop.
 const ROUNDS: u32 = 50_000;
@@ -47,7 +47,7 @@ fn interrupt() {
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     // Every 37 clock cycles on Arm, every tick of mtime on RISC-V.
     ticker::start(if cfg!(target_arch = "arm") { 37 } else { 1 }, interrupt);
     for _ in 0..ROUNDS {

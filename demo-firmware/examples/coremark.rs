@@ -18,7 +18,7 @@ extern crate alloc;
 
 use alloc::string::{String, ToString};
 
-use demo_firmware::{TICKS_PER_MS, exit, guests, heap, say, ticks};
+use demo_firmware::{TICKS_PER_MS, exit, guests, say, ticks};
 
 /// Milliseconds since the first reading, kept in 64 bits across the 32-bit counter's
 /// wrap (every 172 s on the MPS2 boards, 429 s on `virt`), which CoreMark's 10 to 20 s between its two readings never reach
@@ -50,7 +50,7 @@ impl guests::coremark_minimal::Env for Clock {
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     let fuel = guests::SETTINGS.fuel.is_some();
     say!("coremark: fuel {}, score in iterations per 10^9 instructions (-icount shift=0)", if fuel { "on" } else { "off" });
     let mut ok = true;

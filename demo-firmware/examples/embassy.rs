@@ -184,7 +184,7 @@ fn report(phase: &str) {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    heap::init();
+    demo_firmware::init();
     demo_firmware::time::init();
     match run(spawner).await {
         Ok(true) => exit(true),

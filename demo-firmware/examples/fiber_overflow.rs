@@ -7,7 +7,7 @@
 #![no_std]
 #![no_main]
 
-use demo_firmware::{exit, guests, heap, say};
+use demo_firmware::{exit, guests, say};
 use embassy_executor::Spawner;
 use wasm_embed::Error;
 
@@ -54,7 +54,7 @@ fn overrun() -> u32 {
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
-    heap::init();
+    demo_firmware::init();
     demo_firmware::time::init();
     match run().await {
         Ok(()) => exit(true),

@@ -14,8 +14,11 @@
 //! `src/fiber.rs`) neither side loses a register, when the call runs to its end and when
 //! it is dropped while suspended.
 //!
-//! `cargo run --release --features embassy --example float_yields` (Cortex-M4); with
-//! `--target riscv32imac-unknown-none-elf` it checks the results alone (no FPU).
+//! With the `component` feature it does the same through a component guest's handle.
+//!
+//! `cargo run --release --features embassy,component --example float_yields`
+//! (Cortex-M4); with `--target riscv32imac-unknown-none-elf` it checks the results alone
+//! (no FPU).
 #![no_std]
 #![no_main]
 
@@ -32,7 +35,7 @@ const N: u32 = 5_000;
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     match run() {
         Ok(ok) => exit(ok),
         Err(error) => {
@@ -60,6 +63,10 @@ fn run() -> Result<bool, Error> {
     #[cfg(all(target_arch = "arm", target_feature = "fpregs"))]
     {
         ok &= fiber_side_floats()?;
+        #[cfg(feature = "component")]
+        {
+            ok &= component_side_floats()?;
+        }
     }
     say!("peak heap: {} bytes", heap::peak());
     Ok(ok)
@@ -180,6 +187,44 @@ fn fiber_side_floats() -> Result<bool, Error> {
     );
     let dropped_lost = poll_then_drop(add.add_with_extra_async(1, 2));
     say!("dropped while suspended, through the handle: {dropped_lost} of the caller's s16-s31 lost");
+    Ok(lost == 0 && fiber_lost == 0 && dropped_lost == 0)
+}
+
+/// The same through a component guest's handle (the add guest as a WIT component), whose
+/// async calls go through wasm-embed's component path (`src/component.rs`): its `extra`
+/// import is the future that holds floats.
+#[cfg(all(feature = "component", target_arch = "arm", target_feature = "fpregs"))]
+fn component_side_floats() -> Result<bool, Error> {
+    use core::sync::atomic::Ordering;
+    use guests::add_component::{AddComponentAsync, wit_async};
+
+    struct ComponentHost;
+
+    impl wit_async::AddImports for ComponentHost {
+        async fn extra(&mut self) -> wasm_embed::ImportResult<u32> {
+            Ok(FiberFloats(false).await)
+        }
+    }
+
+    let guest = &guests::add_component::GUEST;
+    let engine = wasm_embed::engine(guest.settings())?;
+    let component = guest.load_component(&engine)?;
+    let mut add = poll_to_end(AddComponentAsync::new_async(&component, ComponentHost), &mut |poll| poll()).0?;
+    let mut lost = 0;
+    FIBER_LOST.store(u32::MAX, Ordering::Relaxed);
+    let call = add.call_async("add-with-extra", |world, store| Box::pin(world.call_add_with_extra(store, 1, 2)));
+    let (sum, polls) = poll_to_end(call, &mut |poll| {
+        lost += poll_keeping_floats(poll);
+    });
+    let fiber_lost = FIBER_LOST.load(Ordering::Relaxed);
+    say!(
+        "component fiber keeping floats, through the handle: {} after {polls} polls, {lost} of the caller's s16-s31 \
+         lost, {fiber_lost} of the fiber's 3",
+        sum?
+    );
+    let call = add.call_async("add-with-extra", |world, store| Box::pin(world.call_add_with_extra(store, 1, 2)));
+    let dropped_lost = poll_then_drop(call);
+    say!("component dropped while suspended, through the handle: {dropped_lost} of the caller's s16-s31 lost");
     Ok(lost == 0 && fiber_lost == 0 && dropped_lost == 0)
 }
 

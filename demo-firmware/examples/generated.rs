@@ -14,7 +14,7 @@ include!(concat!(env!("OUT_DIR"), "/generated-modules.rs"));
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     match guests::SETTINGS.fuel {
         Some(fuel) => say!("fuel per call {fuel}"),
         None => say!("fuel off"),

@@ -46,7 +46,7 @@ const NO_ROOM: usize = 256;
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     match run() {
         Ok(()) => exit(true),
         Err(error) => {

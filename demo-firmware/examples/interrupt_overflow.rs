@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use demo_firmware::{exit, guests, heap, say, stack, ticker};
+use demo_firmware::{exit, guests, say, stack, ticker};
 
 /// Whether the guest call is running: the interrupt overflows the stack only then.
 static IN_CALL: AtomicBool = AtomicBool::new(false);
@@ -22,7 +22,7 @@ fn interrupt() {
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     stack::watch_below_guard();
     match run() {
         Ok(()) => say!("error: the guest call ended before the interrupt overflowed the stack"),

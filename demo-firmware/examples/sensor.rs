@@ -47,7 +47,7 @@ impl FilterImports for Firmware {
 
 #[entry]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     match run() {
         Ok(()) => {
             hprintln!("peak heap: {} bytes", heap::peak());

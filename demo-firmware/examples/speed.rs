@@ -13,7 +13,7 @@ extern crate alloc;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
-use demo_firmware::{COUNTER, exit, guests, heap};
+use demo_firmware::{COUNTER, exit, guests};
 use speed_kernels::{EXPECTED, SELF_CHECK_ITERATIONS, SELF_CHECK_SEED, Workspace};
 
 /// Iterations of the timed run: long enough that the 40-instruction tick is noise.
@@ -42,7 +42,7 @@ struct Row {
 
 #[entry]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     hprintln!("speed: {ITERATIONS} iterations, seed {SELF_CHECK_SEED:#x}, instructions from -icount shift=0");
     let rows = [native(), pulley(), wasmi()];
     let mut ok = true;

@@ -6,7 +6,7 @@
 #![no_std]
 #![no_main]
 
-use demo_firmware::{exit, guests, heap, say, stack};
+use demo_firmware::{exit, guests, say, stack};
 
 /// The host behind the add guest's `host.extra` import.
 struct Host;
@@ -20,7 +20,7 @@ impl guests::add::Host for Host {
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     stack::watch_below_guard();
     match run() {
         Ok(sum) => say!("error: the call returned {sum} instead of overflowing the stack"),

@@ -56,7 +56,7 @@ impl guests::add::Host for Host {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    heap::init();
+    demo_firmware::init();
     demo_firmware::time::init();
     demo_firmware::uart::enable_interrupt();
     // SAFETY: the only Flash, over the region its module reserves.

@@ -6,7 +6,7 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use demo_firmware::{TICKS_PER_MS, exit, guests, heap, say, ticks};
+use demo_firmware::{TICKS_PER_MS, exit, guests, say, ticks};
 use wasm_embed::update::{Package, Version};
 
 /// Signed with the build's development key (build.rs).
@@ -14,7 +14,7 @@ static PACKAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/verify-20k.upd
 
 #[entry]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     let start = ticks();
     let verified = Package::verify(PACKAGE, &guests::add::UPDATABLE, &guests::UPDATE_KEY, Version::ZERO);
     let elapsed = ticks().wrapping_sub(start);

@@ -30,6 +30,15 @@ pub mod time;
 
 wasm_embed::include_guests!();
 
+/// Guards the main stack and gives the heap its memory: what every program calls first.
+pub fn init() {
+    if let Err(error) = wasm_embed::stack_guard::install(stack::on_fault) {
+        say!("error: {error}");
+        exit(false);
+    }
+    heap::init();
+}
+
 /// Prints one line to the host through semihosting, on either core.
 #[macro_export]
 macro_rules! say {

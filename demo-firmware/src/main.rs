@@ -36,7 +36,7 @@ const TEXT: &[u8] = b"the quick brown fox jumps over 13 lazy dogs 7 times";
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    heap::init();
+    demo_firmware::init();
     let before = heap::used();
     let mut after_first = None;
     let steps: [(&'static Guest, fn(&GuestModule) -> Result<String, Error>); 8] = [

@@ -1,50 +1,48 @@
-//! The main stack's guard. The stack grows down from the top of RAM towards the statics,
-//! the heap arena among them, where an overflow would overwrite Wasmtime's data without a
-//! fault. So the link puts a guard of [`GUARD_SIZE`] bytes between the statics and the
-//! stack (build.rs), a region nothing may write, set before RAM is initialised
-//! (src/arm.rs: the MPU; riscv/board.rs: a locked PMP entry, which binds machine mode
-//! too). A stack that grows into it faults at once, and the fault handler, on a stack of
-//! its own, prints one line and stops the run.
-//!
-//! The guard catches a stack that grows by less than its size at a time: it is larger
-//! than the firmware's largest frame (build.rs says which).
+//! The main stack's guard, from wasm-embed's `stack-guard`: the stack grows down from the
+//! top of RAM towards the statics, the heap arena among them, where an overflow would
+//! overwrite Wasmtime's data without a fault. So the link puts a guard of 4 KiB between
+//! the statics and the stack (wasm-embed-build), a region nothing may write, which
+//! [`crate::init`] protects first (the MPU; on RISC-V a locked PMP entry, which binds
+//! machine mode too). A stack that grows into it faults at once, and the fault handler,
+//! on a stack of its own, prints one line and stops the run.
 
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use wasm_embed::stack_guard::MainFault;
+pub use wasm_embed::stack_guard::{guard, stack_size as size};
+
 use crate::say;
 
-// GUARD_SIZE, from build.rs, which places the guard.
-include!(concat!(env!("OUT_DIR"), "/stack-guard.rs"));
-
-/// Bytes of the stack the fault handler switches to: the main stack may be the one that
-/// overflowed, so the handler cannot run on it.
-pub(crate) const FAULT_STACK_SIZE: usize = 1024;
-
-/// The fault handler's stack, 16-byte aligned as the RISC-V psABI wants its stack pointer.
-/// Only the handler's assembly uses it, by its address.
-#[repr(C, align(16))]
-pub(crate) struct FaultStack([u8; FAULT_STACK_SIZE]);
-pub(crate) static mut FAULT_STACK: FaultStack = FaultStack([0; FAULT_STACK_SIZE]);
-
 unsafe extern "C" {
-    /// The memory between the statics and the guard, which nothing owns (build.rs).
+    /// The memory between the statics and the guard, which nothing owns (wasm-embed-build).
     static __stack_watch: u8;
-    /// The guard's first byte (build.rs).
-    static __stack_guard: u8;
     /// The top of the stack.
     static _stack_start: u8;
 }
 
-/// The guard's addresses.
-pub fn guard() -> Range<usize> {
-    let start = &raw const __stack_guard as usize;
-    start..start + GUARD_SIZE
-}
-
-/// Bytes the stack has above its guard.
-pub fn size() -> usize {
-    &raw const _stack_start as usize - guard().end
+/// What the guard's handler does, on a stack of its own: one line, and the run ends. An
+/// abort for want of heap is a hard fault too, and its own line says more.
+pub(crate) fn on_fault(fault: &MainFault) -> ! {
+    let overflowed = matches!(fault, MainFault::StackOverflow { .. });
+    if !matches!(fault, MainFault::HardFault { .. }) || !crate::heap::report_exhaustion() {
+        say!("error: {fault}");
+    }
+    if overflowed && WATCHING.load(Ordering::Relaxed) {
+        let same = below_guard_as_painted();
+        say!("the {} bytes below the guard: {}", watched(), if same { "as painted" } else { "CHANGED" });
+    }
+    #[cfg(feature = "embassy")]
+    if let MainFault::FiberStackOverflow { canary, .. } = *fault {
+        // What wasm-embed paints a fiber stack's canary with: the MPU stopped the first
+        // write into it.
+        const CANARY_PAINT: u32 = 0xC0DE_CAFE;
+        let canary = canary..canary + wasm_embed::FIBER_STACK_CANARY;
+        // SAFETY: the canary's block is alive: the fiber that overflowed into it runs on it.
+        let same = canary.clone().step_by(4).all(|at| unsafe { (at as *const u32).read_volatile() } == CANARY_PAINT);
+        say!("the {} bytes below the fiber stack: {}", canary.len(), if same { "as painted" } else { "CHANGED" });
+    }
+    crate::exit(false)
 }
 
 /// What [`paint_free`] paints the free part of the stack with.
@@ -104,33 +102,6 @@ pub fn watch_below_guard() {
 fn below_guard_as_painted() -> bool {
     // SAFETY: as in `watch_below_guard`.
     below_guard().all(|at| unsafe { (at as *const u8).read_volatile() } == PAINT)
-}
-
-/// Whether a fault with the stack pointer at `sp`, or at the data address `address` where
-/// the core reports one, was the stack reaching its guard. Entering the fault handler
-/// stores a frame below `sp`: when that faults, `sp` ends in the guard, or at most the
-/// 4 bytes above it by which an ARMv6-M push can exceed a frame. (RISC-V's
-/// trap entry asks the same of the fault's address alone, before it touches the stack.)
-#[cfg(target_arch = "arm")]
-pub(crate) fn overflowed(sp: usize, address: Option<usize>) -> bool {
-    let guard = guard();
-    address.is_some_and(|at| guard.contains(&at)) || (guard.start..guard.end + 8).contains(&sp)
-}
-
-/// Prints the one line of a stack overflow (and, where watched, whether the memory below
-/// the guard is as painted).
-pub(crate) fn report_overflow() {
-    let guard = guard();
-    say!(
-        "error: the stack overflowed: it grew through its {} bytes to the guard at {:#010x}; give it more RAM \
-         (a smaller heap) or make the calls that ran less deep",
-        size(),
-        guard.start
-    );
-    if WATCHING.load(Ordering::Relaxed) {
-        let same = below_guard_as_painted();
-        say!("the {} bytes below the guard: {}", watched(), if same { "as painted" } else { "CHANGED" });
-    }
 }
 
 /// Recurses without bound, 64 bytes of locals a call, until the stack reaches its guard:

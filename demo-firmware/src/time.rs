@@ -1,6 +1,6 @@
-//! embassy-time's driver for QEMU's MPS2 boards (mps2-an386, the Cortex-M4): time from
-//! the FPGA's free-running 25 MHz counter, alarms from the first CMSDK APB timer
-//! (TIMER0, interrupt 8), the parts an MPS2 board has. One timer queue, in the driver.
+//! embassy-time's driver for QEMU's MPS2 boards (mps2-an386, the Cortex-M4; mps2-an505,
+//! the Cortex-M33): time from the FPGA's free-running 25 MHz counter, alarms from the
+//! first CMSDK APB timer (TIMER0), the parts an MPS2 board has. One timer queue, in the driver.
 
 use core::cell::RefCell;
 use core::task::Waker;
@@ -12,9 +12,13 @@ use embassy_sync::blocking_mutex::CriticalSectionMutex;
 use embassy_time_queue_utils::Queue;
 
 /// The FPGA counter: 25 MHz, 32 bits.
-const COUNTER: *const u32 = 0x4002_8018 as *const u32;
-/// CMSDK APB TIMER0: a 32-bit down-counter at 25 MHz that interrupts at zero.
+const COUNTER: *const u32 = crate::COUNTER;
+/// CMSDK APB TIMER0: a 32-bit down-counter at 25 MHz that interrupts at zero; on
+/// mps2-an505 at the Secure alias, the state the firmware runs in.
+#[cfg(not(board = "an505"))]
 const TIMER0: usize = 0x4000_0000;
+#[cfg(board = "an505")]
+const TIMER0: usize = 0x5000_0000;
 const CTRL: *mut u32 = TIMER0 as *mut u32;
 const VALUE: *mut u32 = (TIMER0 + 0x4) as *mut u32;
 const RELOAD: *mut u32 = (TIMER0 + 0x8) as *mut u32;
@@ -30,10 +34,11 @@ const LONGEST_ALARM: u64 = 60_000_000;
 #[derive(Clone, Copy)]
 struct Timer0;
 
-// SAFETY: 8 is TIMER0's interrupt on the MPS2 boards.
+// SAFETY: TIMER0's interrupt: 8 on the MPS2 boards with a Cortex-M3 or M4, 3 on
+// mps2-an505's SSE-200.
 unsafe impl InterruptNumber for Timer0 {
     fn number(self) -> u16 {
-        8
+        if cfg!(board = "an505") { 3 } else { 8 }
     }
 }
 

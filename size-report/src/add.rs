@@ -171,8 +171,8 @@ pub(crate) fn print_markdown(base: &Measurement, levers: &[(&str, Measurement)])
     );
     if let Some((used, size)) = base.peak_stack {
         println!(
-            "Peak main stack, measured by painting: **{} B** of its {} B. The stack's guard (demo-firmware's \
-             build.rs) is 4 KiB below it, aligned to its size; the fault handler's own 1 KiB stack is among the \
+            "Peak main stack, measured by painting: **{} B** of its {} B. The stack's guard (wasm-embed's \
+             `stack-guard`) is 4 KiB below it, aligned to its size; the fault handler's own 1 KiB stack is among the \
              statics.\n",
             group(used),
             group(size),

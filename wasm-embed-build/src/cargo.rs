@@ -44,6 +44,16 @@ impl Directives {
         self.warnings.push(text);
     }
 
+    /// Links the firmware with the linker script `file` as well, after the runtime's.
+    pub(crate) fn link_script(&mut self, file: &std::path::Path) {
+        if self.build_script {
+            if let Some(dir) = file.parent() {
+                build_rs::output::rustc_link_search(dir);
+            }
+            build_rs::output::rustc_link_arg(&format!("-T{}", file.file_name().unwrap_or_default().to_string_lossy()));
+        }
+    }
+
     /// Tells Cargo to rerun the build script when one of `files`, or a variable the
     /// build read, changes; returns the warnings given.
     pub(crate) fn finish(self, files: &[PathBuf]) -> Vec<String> {

@@ -51,6 +51,7 @@ pub struct Builder {
     update_dir: Option<PathBuf>,
     versions: Vec<(String, String)>,
     cargo_metadata: bool,
+    stack_guard_size: usize,
 }
 
 impl Default for Builder {
@@ -85,6 +86,7 @@ impl Builder {
             update_dir: None,
             versions: Vec::new(),
             cargo_metadata: true,
+            stack_guard_size: crate::stack_guard::DEFAULT_SIZE,
         }
     }
 
@@ -257,6 +259,14 @@ impl Builder {
         self
     }
 
+    /// Bytes of the main stack's guard (default 4096), which the build links when the
+    /// firmware's wasm-embed has the `stack-guard` feature: a power of two of at least
+    /// 256, larger than the firmware's largest stack frame.
+    pub fn stack_guard_size(&mut self, bytes: usize) -> &mut Builder {
+        self.stack_guard_size = bytes;
+        self
+    }
+
     /// Builds every guest and writes the module, for the whole of a `build.rs`: on
     /// failure it reports the error to Cargo in one line and ends the build script.
     pub fn compile(&self) -> Output {
@@ -268,6 +278,13 @@ impl Builder {
     pub fn try_compile(&self) -> Result<Output, Error> {
         let mut cargo = Directives::new(self.cargo_metadata && in_build_script());
         let plan = self.plan(&mut cargo)?;
+        // Cargo sets the variable for the firmware's build script when its wasm-embed has
+        // `stack-guard`.
+        if in_build_script() && cargo::var_os("DEP_WASM_EMBED_STACK_GUARD").is_some() {
+            let arch = cargo::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+            let script = crate::stack_guard::write(&plan.out_dir, &arch, self.stack_guard_size)?;
+            cargo.link_script(&script);
+        }
         pipeline::run(plan, cargo)
     }
 

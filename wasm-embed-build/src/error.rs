@@ -233,6 +233,12 @@ pub enum Error {
         /// What is wrong and the fix; the Display only prefixes `wasm-embed-build:`.
         message: String,
     },
+    /// The main stack's guard cannot be linked (`Builder::stack_guard_size`, or a target
+    /// whose runtime crate the guard does not know).
+    BadStackGuard {
+        /// What is wrong and the fix; the Display only prefixes `wasm-embed-build:`.
+        message: String,
+    },
     /// Reading or writing a file failed.
     Io {
         /// The file or directory read or written.
@@ -308,7 +314,7 @@ impl fmt::Display for Error {
                 f,
                 "guest `{name}` is listed twice (or two guests have the same library name); list each guest once"
             ),
-            Error::BadMemory { message } | Error::BadAsync { message } => write!(f, "wasm-embed-build: {message}"),
+            Error::BadMemory { message } | Error::BadAsync { message } | Error::BadStackGuard { message } => write!(f, "wasm-embed-build: {message}"),
             Error::ToolchainMissing { toolchain, message } => write!(
                 f,
                 "the Rust toolchain `{toolchain}` that builds the guests is not installed ({message}); \

@@ -58,6 +58,7 @@ mod pipeline;
 mod precompile;
 mod report;
 mod stack;
+mod stack_guard;
 mod strip;
 
 use std::path::{Path, PathBuf};

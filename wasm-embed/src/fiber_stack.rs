@@ -7,10 +7,12 @@
 //! before is an overflow, and the call ends with [`crate::Fault::FiberStackOverflow`]
 //! instead of its result.
 //!
-//! What a canary cannot do: catch an overflow as it happens (it is found at the end of
-//! the poll), or see a frame larger than itself that steps over it into the heap below.
-//! With calls polled on two cores at once, the other core's call may be the one that
-//! finds it.
+//! On the Arm cores with `stack-guard`, each canary is also an MPU region, read-only
+//! (`stack_guard.rs`), while one is free: the first write into it faults, and the main
+//! stack's guard handler reports it. What the paint check alone cannot do: catch an
+//! overflow as it happens (it is found at the end of the poll). Neither sees a frame
+//! larger than the canary that steps over it into the heap below. With calls polled on
+//! two cores at once, the other core's call may be the one that finds it.
 
 use alloc::alloc::{Layout, alloc, dealloc};
 use alloc::boxed::Box;
@@ -32,9 +34,17 @@ const CANARY_PAINT: u32 = 0xC0DE_CAFE;
 /// What the part of the stack the fiber runs on is painted with, to measure its use.
 const STACK_PAINT: u32 = 0x5A5A_5A5A;
 
-/// How the stack's ends are aligned: 16 bytes, as Arm's and RISC-V's ABIs want; on the
-/// host the tests run on (config.rs says which), where Wasmtime's fibers check it, a page.
-const ALIGN: usize = if cfg!(feature = "std") { 4096 } else { 16 };
+/// How the stack's ends are aligned: 16 bytes, as Arm's and RISC-V's ABIs want; where
+/// the MPU guards the canary, the canary's size, as an Armv6-M or Armv7-M region must be;
+/// on the host the tests run on (config.rs says which), where Wasmtime's fibers check it,
+/// a page.
+const ALIGN: usize = if cfg!(feature = "std") {
+    4096
+} else if cfg!(all(feature = "stack-guard", target_os = "none", target_arch = "arm")) {
+    256
+} else {
+    16
+};
 
 /// A stack alive now.
 struct Live {
@@ -68,10 +78,11 @@ unsafe impl StackCreator for FiberStacks {
         if base.is_null() {
             wasmtime::bail!("out of memory (failed to allocate {} bytes for a fiber stack)", layout.size());
         }
-        let stack = FiberStack { base, size };
-        let canary = stack.canary();
+        let canary = base as usize..base as usize + CANARY;
         paint(canary.clone(), CANARY_PAINT);
-        paint(stack.range(), STACK_PAINT);
+        paint(canary.end..canary.end + size, STACK_PAINT);
+        // The paint first: the region makes the canary read-only.
+        let stack = FiberStack { base, size, region: guard_canary(canary.clone(), size) };
         let live = Live {
             canary: canary.start,
             size,
@@ -79,6 +90,30 @@ unsafe impl StackCreator for FiberStacks {
         };
         critical_section::with(|cs| LIVE.borrow_ref_mut(cs).push(live));
         Ok(Box::new(stack))
+    }
+}
+
+/// Guards `canary` with an MPU region where there is one to spare (Arm, with
+/// `stack-guard`), and returns it.
+fn guard_canary(canary: Range<usize>, size: usize) -> Option<usize> {
+    #[cfg(all(feature = "stack-guard", target_os = "none", target_arch = "arm"))]
+    return crate::stack_guard::guard_fiber_canary(canary, size);
+    #[cfg(not(all(feature = "stack-guard", target_os = "none", target_arch = "arm")))]
+    {
+        let _ = (canary, size);
+        None
+    }
+}
+
+/// Frees the region [`guard_canary`] returned; false on a core whose MPU does not hold
+/// it (the other core of a dual-core chip), where the canary stays read-only.
+fn release_canary(region: usize) -> bool {
+    #[cfg(all(feature = "stack-guard", target_os = "none", target_arch = "arm"))]
+    return crate::stack_guard::release_fiber_canary(region);
+    #[cfg(not(all(feature = "stack-guard", target_os = "none", target_arch = "arm")))]
+    {
+        let _ = region;
+        true
     }
 }
 
@@ -153,6 +188,8 @@ impl core::error::Error for FiberOverflow {}
 struct FiberStack {
     base: *mut u8,
     size: usize,
+    /// The MPU region that guards the canary, if one does (Arm, with `stack-guard`).
+    region: Option<usize>,
 }
 
 // SAFETY: the block is owned by this value alone, and its accessors only compute
@@ -188,6 +225,11 @@ impl Drop for FiberStack {
     fn drop(&mut self) {
         let canary = self.canary().start;
         critical_section::with(|cs| LIVE.borrow_ref_mut(cs).retain(|live| live.canary != canary));
+        // Before the heap writes its records into the block. A block whose canary stays
+        // read-only is never freed: the heap would fault writing them.
+        if self.region.is_some_and(|region| !release_canary(region)) {
+            return;
+        }
         // SAFETY: allocated in `new_stack` with this layout.
         unsafe { dealloc(self.base, Layout::from_size_align_unchecked(CANARY + self.size, ALIGN)) }
     }

@@ -106,6 +106,8 @@ mod memory;
 mod platform;
 #[cfg(feature = "smp")]
 pub mod smp;
+#[cfg(all(feature = "stack-guard", target_os = "none", any(target_arch = "arm", target_arch = "riscv32")))]
+pub mod stack_guard;
 #[cfg(feature = "update")]
 pub mod update;
 

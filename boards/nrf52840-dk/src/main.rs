@@ -84,6 +84,16 @@ impl guests::blinky::Board for Dk {
 
 #[entry]
 fn main() -> ! {
+    // The main stack's guard first (wasm-embed's `stack-guard`): a stack that overflows
+    // then logs one line and resets the chip instead of overwriting the heap (`probe-rs
+    // run` stops at the fault first and shows where it was).
+    let guarded = wasm_embed::stack_guard::install(|fault| {
+        error!("{}", defmt::Display2Format(fault));
+        cortex_m::peripheral::SCB::sys_reset()
+    });
+    if let Err(failure) = guarded {
+        defmt::panic!("{}", defmt::Display2Format(&failure));
+    }
     heap::init();
     let peripherals = pac::Peripherals::take().expect("taken once, at start-up");
     let core = pac::CorePeripherals::take().expect("taken once, at start-up");

@@ -50,6 +50,16 @@ impl guests::blinky::Board for Pico {
 
 #[embassy_executor::main(executor = "embassy_rp::executor::Executor", entry = "cortex_m_rt::entry")]
 async fn main(_spawner: Spawner) {
+    // The main stack's guard first (wasm-embed's `stack-guard`): a stack that overflows
+    // then logs one line and resets the chip instead of overwriting the heap (`probe-rs
+    // run` stops at the fault first and shows where it was).
+    let guarded = wasm_embed::stack_guard::install(|fault| {
+        error!("{}", defmt::Display2Format(fault));
+        cortex_m::peripheral::SCB::sys_reset()
+    });
+    if let Err(failure) = guarded {
+        defmt::panic!("{}", defmt::Display2Format(&failure));
+    }
     heap::init();
     let p = embassy_rp::init(Default::default());
     let pico = Pico {
