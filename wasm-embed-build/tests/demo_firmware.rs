@@ -516,6 +516,9 @@ fn firmware_build_fails_with_one_clear_line_for_a_guest_that_is_not_a_cdylib() {
     assert!(line.contains("add `[lib] crate-type = [\"cdylib\"]` to"), "{line}");
 }
 
+/// The first line of demo-firmware's `main`, after which the tests below add theirs.
+const FIRST_IN_MAIN: &str = "    demo_firmware::init();\n";
+
 #[test]
 fn a_new_guest_with_a_new_import_takes_a_crate_a_manifest_line_and_a_trait_impl() {
     // The new crate, as docs/guide.md shows it.
@@ -554,9 +557,11 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     );
     // One trait impl, and the call.
     let main = copy.join("src/main.rs");
-    let text = std::fs::read_to_string(&main).unwrap().replace(
-        "    heap::init();\n",
-        "    heap::init();\n    \
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.contains(FIRST_IN_MAIN), "demo-firmware's main.rs no longer starts with {FIRST_IN_MAIN:?}");
+    let text = text.replace(
+        FIRST_IN_MAIN,
+        "    demo_firmware::init();\n    \
          let guest = &guests::blink::GUEST;\n    \
          let engine = wasm_embed::engine(guest.settings()).unwrap();\n    \
          let module = guest.load(&engine).unwrap();\n    \
@@ -591,9 +596,11 @@ fn a_prebuilt_wasm_listed_in_the_manifest_runs_in_qemu_and_a_new_file_rebuilds_i
     std::fs::create_dir_all(copy.join("vendor")).unwrap();
     std::fs::write(copy.join("vendor/answer.wasm"), module(21)).unwrap();
     let main = copy.join("src/main.rs");
-    let text = std::fs::read_to_string(&main).unwrap().replace(
-        "    heap::init();\n",
-        "    heap::init();\n    \
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.contains(FIRST_IN_MAIN), "demo-firmware's main.rs no longer starts with {FIRST_IN_MAIN:?}");
+    let text = text.replace(
+        FIRST_IN_MAIN,
+        "    demo_firmware::init();\n    \
          let guest = &guests::answer::GUEST;\n    \
          let engine = wasm_embed::engine(guest.settings()).unwrap();\n    \
          let module = guest.load(&engine).unwrap();\n    \
