@@ -40,7 +40,7 @@ const STACK_PAINT: u32 = 0x5A5A_5A5A;
 /// a page.
 const ALIGN: usize = if cfg!(feature = "std") {
     4096
-} else if cfg!(all(feature = "stack-guard", target_os = "none", target_arch = "arm")) {
+} else if cfg!(wasm_embed_mpu_fibers) {
     256
 } else {
     16
@@ -96,9 +96,9 @@ unsafe impl StackCreator for FiberStacks {
 /// Guards `canary` with an MPU region where there is one to spare (Arm, with
 /// `stack-guard`), and returns it.
 fn guard_canary(canary: Range<usize>, size: usize) -> Option<usize> {
-    #[cfg(all(feature = "stack-guard", target_os = "none", target_arch = "arm"))]
+    #[cfg(wasm_embed_mpu_fibers)]
     return crate::stack_guard::guard_fiber_canary(canary, size);
-    #[cfg(not(all(feature = "stack-guard", target_os = "none", target_arch = "arm")))]
+    #[cfg(not(wasm_embed_mpu_fibers))]
     {
         let _ = (canary, size);
         None
@@ -108,9 +108,9 @@ fn guard_canary(canary: Range<usize>, size: usize) -> Option<usize> {
 /// Frees the region [`guard_canary`] returned; false on a core whose MPU does not hold
 /// it (the other core of a dual-core chip), where the canary stays read-only.
 fn release_canary(region: usize) -> bool {
-    #[cfg(all(feature = "stack-guard", target_os = "none", target_arch = "arm"))]
+    #[cfg(wasm_embed_mpu_fibers)]
     return crate::stack_guard::release_fiber_canary(region);
-    #[cfg(not(all(feature = "stack-guard", target_os = "none", target_arch = "arm")))]
+    #[cfg(not(wasm_embed_mpu_fibers))]
     {
         let _ = region;
         true
