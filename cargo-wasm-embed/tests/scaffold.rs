@@ -92,14 +92,18 @@ fn boards() -> Vec<BoardEntry> {
 }
 
 /// Cargo in `dir`, in demo-firmware's target directory: one copy of the host's Wasmtime
-/// and binaryen for every firmware the tests build.
+/// and binaryen for every firmware the tests build. A new project builds without a
+/// warning: the user's first build shows the ones of the crates it depends on by path.
 fn cargo(dir: &Path, args: &[&str]) -> Output {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(dir)
         .args(args)
         .env("CARGO_TARGET_DIR", repo().join("demo-firmware/target"))
         .output()
-        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.lines().any(|l| l.starts_with("warning")), "{}: {stderr}", dir.display());
+    output
 }
 
 const CHECKSUM_OUTPUT: &str = "guest says: checksum computed\nchecksum = 0x906e\n";

@@ -92,7 +92,7 @@ pub(crate) fn measure_boards() -> Result<Vec<(Board, Vec<BoardImage>)>, String> 
             images.push(image(&format!("{firmware}: add and blinky guests"), built.executables.last(), None)?);
         }
         if !board.demo && board.firmware.is_none() {
-            let dir = scaffold(&board)?;
+            let dir = scaffold(&board, "")?;
             let built = cargo(&dir, &["build", "--release", "--bins"])?;
             let what = format!("`cargo wasm-embed new --board {}`: its first guest", board.name);
             images.push(image(&what, built.executables.last(), None)?);
@@ -123,11 +123,11 @@ fn image(what: &str, executable: Option<&PathBuf>, peak_heap: Option<u64>) -> Re
     })
 }
 
-/// The project `cargo wasm-embed new` writes for `board`, in the target directory, with
-/// the lock file of this repository's firmware of the same kind (so that it shares its
-/// compiled crates).
-fn scaffold(board: &Board) -> Result<PathBuf, String> {
-    let dir = repo().join("target/size-report/scaffold").join(format!("{}-firmware", board.name));
+/// The project `cargo wasm-embed new` writes for `board`, in the target directory under
+/// the board's name and `suffix`, with the lock file of this repository's firmware of the
+/// same kind (so that it shares its compiled crates).
+pub(crate) fn scaffold(board: &Board, suffix: &str) -> Result<PathBuf, String> {
+    let dir = repo().join("target/size-report/scaffold").join(format!("{}{suffix}-firmware", board.name));
     let _ = std::fs::remove_dir_all(&dir);
     let parent = dir.parent().expect("inside target/");
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;

@@ -16,6 +16,7 @@ mod components;
 mod elf;
 mod embassy;
 mod format;
+mod guards;
 mod measure;
 mod speed;
 mod updates;
@@ -30,6 +31,7 @@ use crate::cargo::repo;
 use crate::components::{COMPONENT_EXAMPLES, print_components};
 use crate::elf::static_ram;
 use crate::embassy::{measure_async, print_async};
+use crate::guards::{guards_json, measure_guards, print_guards};
 use crate::measure::{Variant, compare_cwasm, guest_figure, measure, measure_example, variant};
 use crate::updates::{measure_updates, print_updates};
 
@@ -67,11 +69,13 @@ fn main() {
             lever_rows.push((lever.name, measure(&variant).unwrap_or_else(|e| fail(&e))));
         }
     }
+    let guards = measure_guards(&guests_async.add).unwrap_or_else(|e| fail(&e));
     let boards = measure_boards().unwrap_or_else(|e| fail(&e));
     print_markdown(&base, &lever_rows).unwrap_or_else(|e| fail(&e));
     print_components(&base, &components);
     print_updates(&base, &updates);
     print_async(&base, &guests_async);
+    print_guards(&guards);
     print_boards(&boards);
     let mut report = to_json(&base, &lever_rows);
     report["components"] = components
@@ -110,6 +114,7 @@ fn main() {
             json!({"core": core, "phase": phase, "worst_lateness_us": late, "longest_slice_us": slice})
         }).collect::<Vec<_>>(),
     });
+    report["guards"] = guards_json(&guards);
     report["boards"] = boards_json(&boards);
     std::fs::write(&json_path, serde_json::to_string_pretty(&report).unwrap())
         .unwrap_or_else(|e| fail(&format!("{}: {e}", json_path.display())));

@@ -125,7 +125,7 @@ pub(crate) fn variant(name: &str, edits: &[Edit]) -> Result<Variant, String> {
         }
         for krate in RUNTIME_CRATES {
             for file in files_under(&repo().join(krate))? {
-                if file == "Cargo.toml" || file.starts_with("src/") {
+                if file == "Cargo.toml" || file == "build.rs" || file.starts_with("src/") {
                     files.push((format!("../{krate}/{file}"), dir.join(krate).join(&file)));
                 }
             }
@@ -161,6 +161,9 @@ pub(crate) fn variant(name: &str, edits: &[Edit]) -> Result<Variant, String> {
         // Unchanged files keep their timestamps, so a warm rerun rebuilds nothing.
         if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
             std::fs::write(path, text).map_err(|e| e.to_string())?;
+            // The runner, qemu-run.sh, stays executable.
+            let permissions = std::fs::metadata(&source).map_err(|e| e.to_string())?.permissions();
+            std::fs::set_permissions(path, permissions).map_err(|e| e.to_string())?;
         }
     }
     Ok(variant)

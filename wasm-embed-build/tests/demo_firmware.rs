@@ -342,7 +342,7 @@ fn guests_yield_under_embassy_on_every_core_with_fibers_and_compute_what_blockin
     assert!((256..4096).contains(&used.parse::<usize>().unwrap()), "{stdout}");
 }
 
-/// An async call's fiber stack that overflows, on every core with fibers: the import's
+/// An async call's fiber stack that overflows, on the Cortex-M4, M3 and M33 and on RISC-V: the import's
 /// future goes to within 64 bytes of the stack's end and then past it, into the canary
 /// below. On the Arm cores the MPU guards the canary (`stack-guard`): the first write
 /// into it faults, the guard's handler prints one line, the canary is still as painted,
@@ -353,10 +353,10 @@ fn guests_yield_under_embassy_on_every_core_with_fibers_and_compute_what_blockin
 #[test]
 fn a_fiber_stack_that_overflows_is_stopped_by_the_mpu_or_ends_its_call_in_one_line() {
     let demo = common::repo().join("demo-firmware");
-    let rv32imc = common::boards().into_iter().find(|b| b.name == "qemu-riscv-imc").unwrap().target_argument();
     let async_md = std::fs::read_to_string(common::repo().join("docs/async.md")).unwrap();
     let quoted = |line: &str| assert!(async_md.lines().any(|quoted| quoted.trim() == line), "docs/async.md does not quote: {line}");
-    for target in ["thumbv7em-none-eabihf", "thumbv8m.main-none-eabihf"] {
+    // Armv7-M's MPU on the M4 and M3, Armv8-M's on the M33.
+    for target in ["thumbv7em-none-eabihf", "thumbv7m-none-eabi", "thumbv8m.main-none-eabihf"] {
         let args = ["run", "--release", "--features", "embassy", "--example", "fiber_overflow", "--target", target];
         let output = cargo_in(&demo, &args);
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -373,28 +373,27 @@ fn a_fiber_stack_that_overflows_is_stopped_by_the_mpu_or_ends_its_call_in_one_li
         );
         quoted(lines[0]);
     }
-    for target in ["riscv32imac-unknown-none-elf", &rv32imc] {
-        let args = ["run", "--release", "--features", "embassy", "--example", "fiber_overflow", "--target", target];
-        let output = cargo_in(&demo, &args);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{target}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-        let lines: Vec<&str> = stdout.lines().collect();
-        assert_eq!(lines.len(), 2, "{target}: {stdout}");
-        let by = lines[0]
-            .strip_prefix("guest `add` failed in `add_with_extra`: it overflowed its fiber stack of 4096 bytes by ")
-            .and_then(|rest| {
-                rest.strip_suffix(
-                    " bytes, into the 256 bytes kept below it; raise Builder::async_stack_size in build.rs, \
-                     or make its imports' futures less deep",
-                )
-            })
-            .unwrap_or_else(|| panic!("{target}: {stdout}"));
-        assert!((1..256).contains(&by.parse::<usize>().unwrap()), "{target}: {stdout}");
-        if target == "riscv32imac-unknown-none-elf" {
-            quoted(lines[0]);
-        }
-        assert_eq!(lines[1], "the same guest's next call: add_with_extra(1, 2) = 45", "{target}");
-    }
+    // RISC-V, where the paint check stands in for a region (docs/async.md says why); the
+    // RV32IMC runs the same code.
+    let target = "riscv32imac-unknown-none-elf";
+    let args = ["run", "--release", "--features", "embassy", "--example", "fiber_overflow", "--target", target];
+    let output = cargo_in(&demo, &args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{target}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{target}: {stdout}");
+    let by = lines[0]
+        .strip_prefix("guest `add` failed in `add_with_extra`: it overflowed its fiber stack of 4096 bytes by ")
+        .and_then(|rest| {
+            rest.strip_suffix(
+                " bytes, into the 256 bytes kept below it; raise Builder::async_stack_size in build.rs, \
+                 or make its imports' futures less deep",
+            )
+        })
+        .unwrap_or_else(|| panic!("{target}: {stdout}"));
+    assert!((1..256).contains(&by.parse::<usize>().unwrap()), "{target}: {stdout}");
+    quoted(lines[0]);
+    assert_eq!(lines[1], "the same guest's next call: add_with_extra(1, 2) = 45", "{target}");
 }
 
 /// The ticks a lateness line counted, once it is known to be one.

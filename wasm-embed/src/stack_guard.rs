@@ -245,6 +245,9 @@ mod arch {
 
     const MPU_TYPE: *const u32 = 0xE000_ED90 as *const u32;
     const MPU_CTRL: *mut u32 = 0xE000_ED94 as *mut u32;
+    /// PMSAv6 and PMSAv7 select region 0 through MPU_RBAR's VALID bit; the fiber
+    /// stacks' regions and PMSAv8 through this.
+    #[cfg(any(wasm_embed_armv8m, feature = "async"))]
     const MPU_RNR: *mut u32 = 0xE000_ED98 as *mut u32;
     const MPU_RBAR: *mut u32 = 0xE000_ED9C as *mut u32;
     /// MPU_RASR on PMSAv6 and PMSAv7, MPU_RLAR on PMSAv8.
