@@ -1,9 +1,11 @@
 //! What a firmware sees when an async call's fiber stack overflows: the add guest's `extra`
 //! import is a future that goes on the fiber's stack until it is within 64 bytes of its
 //! end and then calls a function whose locals reach past it, into the canary wasm-embed
-//! keeps below every fiber stack. The call ends in one line naming the guest, the stack
-//! and how far it went, never with its result; the same guest's next call, with a future
-//! that fits, runs.
+//! keeps below every fiber stack. On the Arm cores, where the MPU guards the canary
+//! (`stack-guard`), the first write into it faults: the guard's handler prints its one
+//! line and whether the canary is still as painted, and the run ends. On RISC-V, the call
+//! ends in one line naming the guest, the stack and how far it went, never with its
+//! result, and the same guest's next call, with a future that fits, runs.
 #![no_std]
 #![no_main]
 

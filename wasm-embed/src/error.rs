@@ -169,7 +169,7 @@ pub enum Fault {
 impl Fault {
     pub(crate) fn of(cause: &wasmtime::Error) -> Fault {
         #[cfg(feature = "async")]
-        if let Some(&crate::fiber_stack::FiberOverflow { size, by }) = cause.downcast_ref() {
+        if let Some(&crate::fiber_stack::FiberOverflow { size, by, .. }) = cause.downcast_ref() {
             return Fault::FiberStackOverflow { size, by };
         }
         match cause.downcast_ref::<wasmtime::Trap>() {

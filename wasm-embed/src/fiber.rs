@@ -21,12 +21,13 @@ pub(crate) use arm::KeepFloats;
 
 /// An async call's future: polled through [`KeepFloats`], and after every poll the fiber
 /// stacks' canaries checked (src/fiber_stack.rs). A poll that overflowed its stack ends
-/// the call with that error, whatever the call returned, and the call is dropped.
-pub(crate) struct FiberCall<F>(KeepFloats<F>);
+/// the call with that error, whatever the call returned: the call is dropped there, and
+/// its canary painted again.
+pub(crate) struct FiberCall<F>(Option<KeepFloats<F>>);
 
 impl<T, F: Future<Output = wasmtime::Result<T>>> FiberCall<F> {
     pub(crate) fn new(future: F) -> Self {
-        FiberCall(KeepFloats::new(future))
+        FiberCall(Some(KeepFloats::new(future)))
     }
 }
 
@@ -34,10 +35,26 @@ impl<T, F: Future<Output = wasmtime::Result<T>>> Future for FiberCall<F> {
     type Output = wasmtime::Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: the field is never moved out of the pinned wrapper.
-        let result = unsafe { self.map_unchecked_mut(|this| &mut this.0) }.poll(cx);
+        // SAFETY: the field is never moved out of the pinned wrapper; `set` drops it in place.
+        let mut call = unsafe { self.map_unchecked_mut(|this| &mut this.0) };
+        let Some(future) = call.as_mut().as_pin_mut() else {
+            // It ended with an overflow; a future is not polled after it is ready.
+            return Poll::Pending;
+        };
+        let began = crate::fiber_stack::poll_begins();
+        let result = future.poll(cx);
+        let alone = crate::fiber_stack::poll_ends(began);
         match crate::fiber_stack::overflow() {
-            Some(overflow) => Poll::Ready(Err(wasmtime::Error::new(overflow))),
+            Some(overflow) => {
+                // Dropping the call resumes its fiber to unwind; after that nothing is
+                // suspended in the canary. Painting it again is safe only if the canary is
+                // this call's, which it is when no other poll ran beside this one.
+                call.set(None);
+                if alone {
+                    crate::fiber_stack::repaint(&overflow);
+                }
+                Poll::Ready(Err(wasmtime::Error::new(overflow)))
+            }
             None => result,
         }
     }

@@ -5,19 +5,22 @@
 //! stack is painted too, so its deepest use can be read back. After every poll of an
 //! async call the canaries are checked: one that changed further than was reported
 //! before is an overflow, and the call ends with [`crate::Fault::FiberStackOverflow`]
-//! instead of its result.
+//! instead of its result. The call's fiber is then dropped and its canary painted again:
+//! Wasmtime gives the store's next call the same stack, and an overflow of that call, even
+//! to the same depth, must be found too.
 //!
 //! On the Arm cores with `stack-guard`, each canary is also an MPU region, read-only
 //! (`stack_guard.rs`), while one is free: the first write into it faults, and the main
 //! stack's guard handler reports it. What the paint check alone cannot do: catch an
 //! overflow as it happens (it is found at the end of the poll). Neither sees a frame
 //! larger than the canary that steps over it into the heap below. With calls polled on
-//! two cores at once, the other core's call may be the one that finds it.
+//! two cores at once, the other core's call may be the one that finds it, and no canary
+//! is painted again: which call's fiber is gone is then not known.
 
 use alloc::alloc::{Layout, alloc, dealloc};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::ops::Range;
 
@@ -52,12 +55,39 @@ struct Live {
     canary: usize,
     /// Bytes of the stack above the canary.
     size: usize,
-    /// How deep into the canary the overflow reported last went. The canary is not
-    /// painted again after a report: a fiber suspended in it keeps its registers there.
+    /// How deep into the canary the overflow reported last went. The canary is painted
+    /// again only once the fiber that overflowed is gone ([`repaint`]): a fiber suspended
+    /// in it keeps its registers there.
     reported: usize,
 }
 
 static LIVE: Mutex<RefCell<Vec<Live>>> = Mutex::new(RefCell::new(Vec::new()));
+
+/// Polls of async calls running now, and how many have begun: whether a poll ran alone
+/// ([`poll_begins`], [`poll_ends`]).
+static POLLS: Mutex<Cell<(usize, usize)>> = Mutex::new(Cell::new((0, 0)));
+
+/// Counts a poll of an async call in; what it returns goes to [`poll_ends`].
+pub(crate) fn poll_begins() -> Option<usize> {
+    critical_section::with(|cs| {
+        let polls = POLLS.borrow(cs);
+        let (running, begun) = polls.get();
+        let begun = begun.wrapping_add(1);
+        polls.set((running + 1, begun));
+        (running == 0).then_some(begun)
+    })
+}
+
+/// Counts the poll [`poll_begins`] began out: whether no other poll ran beside it (on
+/// another core, or within it), so that a canary it changed is its own fiber's.
+pub(crate) fn poll_ends(began: Option<usize>) -> bool {
+    critical_section::with(|cs| {
+        let polls = POLLS.borrow(cs);
+        let (running, begun) = polls.get();
+        polls.set((running - 1, begun));
+        began == Some(begun)
+    })
+}
 
 /// Hands Wasmtime fiber stacks with a canary below them.
 pub(crate) struct FiberStacks;
@@ -139,9 +169,22 @@ pub(crate) fn overflow() -> Option<FiberOverflow> {
             let by = CANARY - painted_from_bottom(live.canary..live.canary + CANARY, CANARY_PAINT);
             (by > live.reported).then(|| {
                 live.reported = by;
-                FiberOverflow { size: live.size, by }
+                FiberOverflow { size: live.size, by, canary: live.canary }
             })
         })
+    })
+}
+
+/// Paints the canary that `overflow` found changed again, once the fiber that changed it
+/// is gone: the next overflow of its stack, to any depth, is then found too. A stack
+/// already freed is left alone.
+pub(crate) fn repaint(overflow: &FiberOverflow) {
+    critical_section::with(|cs| {
+        if let Some(live) = LIVE.borrow_ref_mut(cs).iter_mut().find(|live| live.canary == overflow.canary) {
+            // Not a canary the MPU guards: a write into one faults, so it never changes.
+            paint(live.canary..live.canary + CANARY, CANARY_PAINT);
+            live.reported = 0;
+        }
     })
 }
 
@@ -166,11 +209,13 @@ pub(crate) struct FiberOverflow {
     /// How far below the stack the deepest write went; [`CANARY`] means through the
     /// canary, into the memory beside the block.
     pub(crate) by: usize,
+    /// Where the canary starts.
+    pub(crate) canary: usize,
 }
 
 impl fmt::Display for FiberOverflow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let FiberOverflow { size, by } = *self;
+        let FiberOverflow { size, by, .. } = *self;
         if by < CANARY {
             write!(f, "overflowed its fiber stack of {size} bytes by {by} bytes, into the {CANARY} bytes kept below it")
         } else {

@@ -109,7 +109,7 @@ const FIBER_CANARY: usize = 256;
 /// The firmware's handler, as `install` was given it.
 static ON_FAULT: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-#[cfg(all(feature = "async", target_arch = "arm"))]
+#[cfg(all(feature = "async", wasm_embed_mpu_fibers))]
 pub(crate) use arch::fibers::{guard as guard_fiber_canary, release as release_fiber_canary};
 
 /// The core has no MPU (Arm) or PMP (RISC-V) to guard the stack with.
@@ -210,15 +210,15 @@ mod arch {
     unsafe extern "C" fn fault(sp: usize) -> ! {
         let guard = guard();
         // Entering the handler stores a frame below `sp`: when that faults, `sp` ends in
-        // the guard, or at most the 4 bytes above it by which an ARMv6-M push can exceed
-        // a frame.
+        // the guard, or at most 8 bytes above it (the 4 by which an ARMv6-M push can
+        // exceed a frame, and the 4 the frame's 8-byte alignment can add).
         let within = |range: Range<usize>| {
             fault_address().is_some_and(|at| range.contains(&at)) || (range.start..range.end + 8).contains(&sp)
         };
         if within(guard) {
             report(overflow())
         }
-        #[cfg(feature = "async")]
+        #[cfg(all(feature = "async", wasm_embed_mpu_fibers))]
         if let Some((canary, stack_size)) = fibers::guarded().find(|(canary, _)| within(canary.clone())) {
             report(MainFault::FiberStackOverflow { stack_size, canary: canary.start })
         }
@@ -247,7 +247,7 @@ mod arch {
     const MPU_CTRL: *mut u32 = 0xE000_ED94 as *mut u32;
     /// PMSAv6 and PMSAv7 select region 0 through MPU_RBAR's VALID bit; the fiber
     /// stacks' regions and PMSAv8 through this.
-    #[cfg(any(wasm_embed_armv8m, feature = "async"))]
+    #[cfg(any(wasm_embed_armv8m, all(feature = "async", wasm_embed_mpu_fibers)))]
     const MPU_RNR: *mut u32 = 0xE000_ED98 as *mut u32;
     const MPU_RBAR: *mut u32 = 0xE000_ED9C as *mut u32;
     /// MPU_RASR on PMSAv6 and PMSAv7, MPU_RLAR on PMSAv8.
@@ -343,7 +343,7 @@ mod arch {
     /// region of its own above region 0, read-only: the paint check still reads them,
     /// and a fiber that overflows into one faults before it writes. A region is set
     /// when the stack is made and cleared before its block goes back to the heap.
-    #[cfg(feature = "async")]
+    #[cfg(all(feature = "async", wasm_embed_mpu_fibers))]
     pub(crate) mod fibers {
         use super::{MPU_RASR_OR_RLAR, MPU_RBAR, MPU_RNR, barrier, interrupts_off, regions};
         use core::ops::Range;

@@ -7,6 +7,7 @@
 mod common;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::{guest, load, run, settings};
 use wasm_embed::__private::{Context, GuestInstance};
@@ -65,14 +66,24 @@ impl std::future::Future for PendingOnce {
     }
 }
 
-/// Goes deeper until the word 64 bytes below its locals is the canary's paint.
+/// How deep the first dive went: every later one goes exactly as deep, so that it
+/// overflows by exactly as much, whatever the canary shows.
+static DIVE_DEPTH: AtomicU32 = AtomicU32::new(0);
+
+/// Goes deeper until the word 64 bytes below its locals is the canary's paint (the first
+/// time; then to the same depth).
 #[inline(never)]
 fn dive(depth: u32) -> u32 {
     let locals = std::hint::black_box([depth; 8]);
     let below = (locals.as_ptr() as usize - 64) & !3;
     // SAFETY: the fiber's stack block goes on below the locals, through the canary.
     let word = unsafe { (below as *const u32).read_volatile() };
-    let deeper = if word == CANARY_PAINT {
+    let at_the_end = match DIVE_DEPTH.load(Ordering::Relaxed) {
+        0 => word == CANARY_PAINT,
+        first => depth == first,
+    };
+    let deeper = if at_the_end {
+        DIVE_DEPTH.store(depth, Ordering::Relaxed);
         overrun()
     } else {
         dive(depth + 1)
@@ -116,8 +127,12 @@ fn an_import_too_deep_for_its_fiber_ends_the_call_with_a_fiber_overflow_in_one_l
         )
     );
 
-    // Reported once, not again for the same depth; the same store's next call, with a
-    // future that fits, runs on the same stack.
+    // The same store's next call runs on the same stack: when its future overflows it by
+    // just as much, that call ends with the overflow too, never with its result.
+    let (result, _) = run(add.call_async(&func, (1, 2)));
+    let again = result.expect_err("a second overflow of the same stack returned its result");
+    assert_eq!(again.fault(), Some(Fault::FiberStackOverflow { size, by }), "{again}");
+    // And a call whose future fits runs on it.
     *add.host_mut() = false;
     assert_eq!(run(add.call_async(&func, (1, 2))).0.unwrap(), 45);
     // So does another guest's.
