@@ -22,7 +22,7 @@ pub(crate) use arm::KeepFloats;
 /// An async call's future: polled through [`KeepFloats`], and after every poll the fiber
 /// stacks' canaries checked (src/fiber_stack.rs). A poll that overflowed its stack ends
 /// the call with that error, whatever the call returned: the call is dropped there, and
-/// its canary painted again.
+/// its canary painted again where it is known to be its own.
 pub(crate) struct FiberCall<F>(Option<KeepFloats<F>>);
 
 impl<T, F: Future<Output = wasmtime::Result<T>>> FiberCall<F> {
@@ -38,25 +38,28 @@ impl<T, F: Future<Output = wasmtime::Result<T>>> Future for FiberCall<F> {
         // SAFETY: the field is never moved out of the pinned wrapper; `set` drops it in place.
         let mut call = unsafe { self.map_unchecked_mut(|this| &mut this.0) };
         let Some(future) = call.as_mut().as_pin_mut() else {
-            // It ended with an overflow; a future is not polled after it is ready.
-            return Poll::Pending;
+            panic!("an async call was polled after it ended");
         };
-        let began = crate::fiber_stack::poll_begins();
+        // The poll, the check, and the drop that unwinds the fiber, in one window.
+        let window = crate::fiber_stack::PollWindow::open();
         let result = future.poll(cx);
-        let alone = crate::fiber_stack::poll_ends(began);
-        match crate::fiber_stack::overflow() {
-            Some(overflow) => {
-                // Dropping the call resumes its fiber to unwind; after that nothing is
-                // suspended in the canary. Painting it again is safe only if the canary is
-                // this call's, which it is when no other poll ran beside this one.
-                call.set(None);
-                if alone {
-                    crate::fiber_stack::repaint(&overflow);
-                }
-                Poll::Ready(Err(wasmtime::Error::new(overflow)))
-            }
-            None => result,
-        }
+        let Some(overflow) = crate::fiber_stack::overflow() else {
+            return result;
+        };
+        // After the drop nothing is suspended in the canary. It is this call's if no other
+        // window was open beside this one: then it may be painted again.
+        call.set(None);
+        let overflow = if window.alone() { crate::fiber_stack::repaint(overflow) } else { overflow };
+        Poll::Ready(Err(wasmtime::Error::new(overflow)))
+    }
+}
+
+impl<F> Drop for FiberCall<F> {
+    fn drop(&mut self) {
+        // Dropping a call that is suspended resumes its fiber to unwind: in a window, as a
+        // poll is. Assigning drops the call in place, as its pinning asks.
+        let _window = crate::fiber_stack::PollWindow::open();
+        self.0 = None;
     }
 }
 

@@ -7,15 +7,17 @@
 //! before is an overflow, and the call ends with [`crate::Fault::FiberStackOverflow`]
 //! instead of its result. The call's fiber is then dropped and its canary painted again:
 //! Wasmtime gives the store's next call the same stack, and an overflow of that call, even
-//! to the same depth, must be found too.
+//! to the same depth, must be found too. The canary is painted again only where it is
+//! known to be that call's: when no other call's poll or drop ran beside it.
 //!
 //! On the Arm cores with `stack-guard`, each canary is also an MPU region, read-only
 //! (`stack_guard.rs`), while one is free: the first write into it faults, and the main
 //! stack's guard handler reports it. What the paint check alone cannot do: catch an
 //! overflow as it happens (it is found at the end of the poll). Neither sees a frame
 //! larger than the canary that steps over it into the heap below. With calls polled on
-//! two cores at once, the other core's call may be the one that finds it, and no canary
-//! is painted again: which call's fiber is gone is then not known.
+//! two cores at once, or a guest's async call awaited inside another's import, another
+//! call may be the one that finds it, and no canary is painted again: which call's fiber
+//! is gone is then not known.
 
 use alloc::alloc::{Layout, alloc, dealloc};
 use alloc::boxed::Box;
@@ -59,34 +61,49 @@ struct Live {
     /// again only once the fiber that overflowed is gone ([`repaint`]): a fiber suspended
     /// in it keeps its registers there.
     reported: usize,
+    /// Whether an MPU region guards the canary (on the core that set it).
+    guarded: bool,
 }
 
 static LIVE: Mutex<RefCell<Vec<Live>>> = Mutex::new(RefCell::new(Vec::new()));
 
-/// Polls of async calls running now, and how many have begun: whether a poll ran alone
-/// ([`poll_begins`], [`poll_ends`]).
-static POLLS: Mutex<Cell<(usize, usize)>> = Mutex::new(Cell::new((0, 0)));
+/// Windows of async calls open now, and how many have opened ([`PollWindow`]).
+static WINDOWS: Mutex<Cell<(usize, usize)>> = Mutex::new(Cell::new((0, 0)));
 
-/// Counts a poll of an async call in; what it returns goes to [`poll_ends`].
-pub(crate) fn poll_begins() -> Option<usize> {
-    critical_section::with(|cs| {
-        let polls = POLLS.borrow(cs);
-        let (running, begun) = polls.get();
-        let begun = begun.wrapping_add(1);
-        polls.set((running + 1, begun));
-        (running == 0).then_some(begun)
-    })
+/// A poll of an async call, with its check, or a drop of one, counted while it runs:
+/// fibers run only inside one (a poll resumes the call's fiber, a drop unwinds it), so a
+/// canary that changed while a window was open alone was changed by that call's fiber.
+pub(crate) struct PollWindow {
+    /// How many windows had opened with this one, if none was open when it did.
+    first: Option<usize>,
 }
 
-/// Counts the poll [`poll_begins`] began out: whether no other poll ran beside it (on
-/// another core, or within it), so that a canary it changed is its own fiber's.
-pub(crate) fn poll_ends(began: Option<usize>) -> bool {
-    critical_section::with(|cs| {
-        let polls = POLLS.borrow(cs);
-        let (running, begun) = polls.get();
-        polls.set((running - 1, begun));
-        began == Some(begun)
-    })
+impl PollWindow {
+    pub(crate) fn open() -> PollWindow {
+        critical_section::with(|cs| {
+            let windows = WINDOWS.borrow(cs);
+            let (open, opened) = windows.get();
+            let opened = opened.wrapping_add(1);
+            windows.set((open + 1, opened));
+            PollWindow { first: (open == 0).then_some(opened) }
+        })
+    }
+
+    /// Whether no other window was open at any time since this one opened: not another
+    /// core's, nor one of a guest's async call awaited inside an import.
+    pub(crate) fn alone(&self) -> bool {
+        critical_section::with(|cs| self.first == Some(WINDOWS.borrow(cs).get().1))
+    }
+}
+
+impl Drop for PollWindow {
+    fn drop(&mut self) {
+        critical_section::with(|cs| {
+            let windows = WINDOWS.borrow(cs);
+            let (open, opened) = windows.get();
+            windows.set((open - 1, opened));
+        })
+    }
 }
 
 /// Hands Wasmtime fiber stacks with a canary below them.
@@ -117,6 +134,7 @@ unsafe impl StackCreator for FiberStacks {
             canary: canary.start,
             size,
             reported: 0,
+            guarded: stack.region.is_some(),
         };
         critical_section::with(|cs| LIVE.borrow_ref_mut(cs).push(live));
         Ok(Box::new(stack))
@@ -176,16 +194,26 @@ pub(crate) fn overflow() -> Option<FiberOverflow> {
 }
 
 /// Paints the canary that `overflow` found changed again, once the fiber that changed it
-/// is gone: the next overflow of its stack, to any depth, is then found too. A stack
-/// already freed is left alone.
-pub(crate) fn repaint(overflow: &FiberOverflow) {
+/// is gone, so that the next overflow of its stack, to any depth, is found too; returns
+/// the overflow as deep as the canary shows it before that (the fiber's unwinding may
+/// have gone deeper). A canary written through, whose line says to restart, is left as
+/// it is, and so is one an MPU region guards: another core's write into it does not
+/// fault, but painting it from this one would. A stack already freed is left alone.
+pub(crate) fn repaint(mut overflow: FiberOverflow) -> FiberOverflow {
     critical_section::with(|cs| {
-        if let Some(live) = LIVE.borrow_ref_mut(cs).iter_mut().find(|live| live.canary == overflow.canary) {
-            // Not a canary the MPU guards: a write into one faults, so it never changes.
+        let mut live = LIVE.borrow_ref_mut(cs);
+        let Some(live) = live.iter_mut().find(|live| live.canary == overflow.canary) else {
+            return;
+        };
+        let by = CANARY - painted_from_bottom(live.canary..live.canary + CANARY, CANARY_PAINT);
+        overflow.by = overflow.by.max(by);
+        live.reported = overflow.by;
+        if overflow.by < CANARY && !live.guarded {
             paint(live.canary..live.canary + CANARY, CANARY_PAINT);
             live.reported = 0;
         }
-    })
+    });
+    overflow
 }
 
 /// The most bytes any fiber stack alive now has used, measured by its paint; `None`
