@@ -22,7 +22,7 @@ pub(crate) use arm::KeepFloats;
 /// An async call's future: polled through [`KeepFloats`], and after every poll the fiber
 /// stacks' canaries checked (src/fiber_stack.rs). A poll that overflowed its stack ends
 /// the call with that error, whatever the call returned: the call is dropped there, and
-/// its canary painted again where it is known to be its own.
+/// its canary painted again if no other call's poll ran beside it.
 pub(crate) struct FiberCall<F>(Option<KeepFloats<F>>);
 
 impl<T, F: Future<Output = wasmtime::Result<T>>> FiberCall<F> {
@@ -46,11 +46,8 @@ impl<T, F: Future<Output = wasmtime::Result<T>>> Future for FiberCall<F> {
         let Some(overflow) = crate::fiber_stack::overflow() else {
             return result;
         };
-        // After the drop nothing is suspended in the canary. It is this call's if no other
-        // window was open beside this one: then it may be painted again.
         call.set(None);
-        let overflow = if window.alone() { crate::fiber_stack::repaint(overflow) } else { overflow };
-        Poll::Ready(Err(wasmtime::Error::new(overflow)))
+        Poll::Ready(Err(wasmtime::Error::new(crate::fiber_stack::settle(overflow, &window))))
     }
 }
 
@@ -58,8 +55,9 @@ impl<F> Drop for FiberCall<F> {
     fn drop(&mut self) {
         // Dropping a call that is suspended resumes its fiber to unwind: in a window, as a
         // poll is. Assigning drops the call in place, as its pinning asks.
-        let _window = crate::fiber_stack::PollWindow::open();
+        let window = crate::fiber_stack::PollWindow::open();
         self.0 = None;
+        crate::fiber_stack::settle_drop(&window);
     }
 }
 

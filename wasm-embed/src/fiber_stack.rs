@@ -7,8 +7,8 @@
 //! before is an overflow, and the call ends with [`crate::Fault::FiberStackOverflow`]
 //! instead of its result. The call's fiber is then dropped and its canary painted again:
 //! Wasmtime gives the store's next call the same stack, and an overflow of that call, even
-//! to the same depth, must be found too. The canary is painted again only where it is
-//! known to be that call's: when no other call's poll or drop ran beside it.
+//! to the same depth, must be found too. The canary is painted again only when no other
+//! call's poll or drop ran beside it ([`PollWindow`]), so that no fiber is in it.
 //!
 //! On the Arm cores with `stack-guard`, each canary is also an MPU region, read-only
 //! (`stack_guard.rs`), while one is free: the first write into it faults, and the main
@@ -58,7 +58,7 @@ struct Live {
     /// Bytes of the stack above the canary.
     size: usize,
     /// How deep into the canary the overflow reported last went. The canary is painted
-    /// again only once the fiber that overflowed is gone ([`repaint`]): a fiber suspended
+    /// again only once the fiber that overflowed is gone ([`settle`]): a fiber suspended
     /// in it keeps its registers there.
     reported: usize,
     /// Whether an MPU region guards the canary (on the core that set it).
@@ -70,9 +70,10 @@ static LIVE: Mutex<RefCell<Vec<Live>>> = Mutex::new(RefCell::new(Vec::new()));
 /// Windows of async calls open now, and how many have opened ([`PollWindow`]).
 static WINDOWS: Mutex<Cell<(usize, usize)>> = Mutex::new(Cell::new((0, 0)));
 
-/// A poll of an async call, with its check, or a drop of one, counted while it runs:
-/// fibers run only inside one (a poll resumes the call's fiber, a drop unwinds it), so a
-/// canary that changed while a window was open alone was changed by that call's fiber.
+/// A poll of an async call with its check, or a drop of one, counted while it runs:
+/// fibers run only inside one (a poll resumes the call's fiber, a drop unwinds it). A
+/// poll's check takes up the changes its fiber made, or ends the call; so outside the
+/// windows, a canary changed further than was reported is a fiber's that is gone.
 pub(crate) struct PollWindow {
     /// How many windows had opened with this one, if none was open when it did.
     first: Option<usize>,
@@ -89,10 +90,11 @@ impl PollWindow {
         })
     }
 
-    /// Whether no other window was open at any time since this one opened: not another
-    /// core's, nor one of a guest's async call awaited inside an import.
-    pub(crate) fn alone(&self) -> bool {
-        critical_section::with(|cs| self.first == Some(WINDOWS.borrow(cs).get().1))
+    /// Whether no other window was open at any time since this one opened (not another
+    /// core's, nor one of a guest's async call awaited inside an import), and none can
+    /// open while `cs` holds: then no other fiber runs.
+    fn alone(&self, cs: critical_section::CriticalSection<'_>) -> bool {
+        self.first == Some(WINDOWS.borrow(cs).get().1)
     }
 }
 
@@ -184,7 +186,7 @@ fn painted_from_bottom(words: Range<usize>, with: u32) -> usize {
 pub(crate) fn overflow() -> Option<FiberOverflow> {
     critical_section::with(|cs| {
         LIVE.borrow_ref_mut(cs).iter_mut().find_map(|live| {
-            let by = CANARY - painted_from_bottom(live.canary..live.canary + CANARY, CANARY_PAINT);
+            let by = depth(live);
             (by > live.reported).then(|| {
                 live.reported = by;
                 FiberOverflow { size: live.size, by, canary: live.canary }
@@ -193,27 +195,49 @@ pub(crate) fn overflow() -> Option<FiberOverflow> {
     })
 }
 
-/// Paints the canary that `overflow` found changed again, once the fiber that changed it
-/// is gone, so that the next overflow of its stack, to any depth, is found too; returns
-/// the overflow as deep as the canary shows it before that (the fiber's unwinding may
-/// have gone deeper). A canary written through, whose line says to restart, is left as
-/// it is, and so is one an MPU region guards: another core's write into it does not
-/// fault, but painting it from this one would. A stack already freed is left alone.
-pub(crate) fn repaint(mut overflow: FiberOverflow) -> FiberOverflow {
+/// After the call whose check found `overflow` was dropped (its fiber unwound): measures
+/// the canary again, as the unwinding may have gone deeper, and, when `window` was alone,
+/// paints it again, so that the next overflow of its stack, to any depth, is found too.
+pub(crate) fn settle(mut overflow: FiberOverflow, window: &PollWindow) -> FiberOverflow {
     critical_section::with(|cs| {
-        let mut live = LIVE.borrow_ref_mut(cs);
-        let Some(live) = live.iter_mut().find(|live| live.canary == overflow.canary) else {
-            return;
-        };
-        let by = CANARY - painted_from_bottom(live.canary..live.canary + CANARY, CANARY_PAINT);
-        overflow.by = overflow.by.max(by);
-        live.reported = overflow.by;
-        if overflow.by < CANARY && !live.guarded {
-            paint(live.canary..live.canary + CANARY, CANARY_PAINT);
-            live.reported = 0;
+        let alone = window.alone(cs);
+        if let Some(live) = LIVE.borrow_ref_mut(cs).iter_mut().find(|live| live.canary == overflow.canary) {
+            overflow.by = overflow.by.max(depth(live));
+            live.reported = overflow.by;
+            if alone {
+                paint_again(live);
+            }
         }
     });
     overflow
+}
+
+/// After a call was dropped (its fiber unwound, perhaps into its canary), when `window`
+/// was alone: paints again every canary changed into, further than was reported. Each is
+/// a gone fiber's (see [`PollWindow`]): the dropped call's, which has no one to report to.
+pub(crate) fn settle_drop(window: &PollWindow) {
+    critical_section::with(|cs| {
+        if window.alone(cs) {
+            for live in LIVE.borrow_ref_mut(cs).iter_mut().filter(|live| depth(live) > live.reported) {
+                paint_again(live);
+            }
+        }
+    })
+}
+
+/// How far into `live`'s canary its stack has written.
+fn depth(live: &Live) -> usize {
+    CANARY - painted_from_bottom(live.canary..live.canary + CANARY, CANARY_PAINT)
+}
+
+/// Paints `live`'s canary again, no fiber being in it. Not one written through: it is left
+/// for a check to report, with its line to restart. Nor one an MPU region guards, which
+/// another core may have written without a fault, and which would fault here.
+fn paint_again(live: &mut Live) {
+    if depth(live) < CANARY && !live.guarded {
+        paint(live.canary..live.canary + CANARY, CANARY_PAINT);
+        live.reported = 0;
+    }
 }
 
 /// The most bytes any fiber stack alive now has used, measured by its paint; `None`
