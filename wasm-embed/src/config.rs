@@ -158,6 +158,10 @@ pub(crate) fn guest_features() -> WasmFeatures {
 }
 
 /// Builds the engine that loads guests precompiled with `settings`.
+///
+/// With `async`, its fiber stacks are this crate's, checked for overflow around every
+/// poll of a guest handle's async call: make async calls through the handles, not with
+/// Wasmtime's `call_async` on this engine, whose polls nothing checks.
 pub fn engine(settings: &Settings) -> Result<Engine, Error> {
     #[allow(unused_mut)]
     let mut config = settings.config();
