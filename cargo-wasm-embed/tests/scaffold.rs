@@ -92,8 +92,10 @@ fn boards() -> Vec<BoardEntry> {
 }
 
 /// Cargo in `dir`, in demo-firmware's target directory: one copy of the host's Wasmtime
-/// and binaryen for every firmware the tests build. A new project builds without a
-/// warning: the user's first build shows the ones of the crates it depends on by path.
+/// and binaryen for every firmware the tests build. A new project's own code and the
+/// crates it depends on by path compile without a warning: the user's first build would
+/// show them (Cargo's line per crate, "`wasm-embed` (lib) generated 1 warning"). Notes on
+/// registry crates, such as a future incompatibility, are not theirs to mend.
 fn cargo(dir: &Path, args: &[&str]) -> Output {
     let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(dir)
@@ -102,7 +104,8 @@ fn cargo(dir: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.lines().any(|l| l.starts_with("warning")), "{}: {stderr}", dir.display());
+    let warned = |l: &str| l.starts_with("warning: `") && l.contains(") generated ");
+    assert!(!stderr.lines().any(warned), "{}: {stderr}", dir.display());
     output
 }
 
