@@ -97,7 +97,12 @@ fn crate_of(symbol: &str) -> String {
 /// `.data` and `.bss`: what the firmware's statics take of RAM (the heap arena among
 /// them).
 pub(crate) fn static_ram(m: &Measurement) -> u64 {
-    m.sections[".data"] + m.sections[".bss"]
+    statics(&m.sections)
+}
+
+/// `.data` and `.bss` of an image's sections, as [`elf`] reads them.
+pub(crate) fn statics(sections: &BTreeMap<&'static str, u64>) -> u64 {
+    sections[".data"] + sections[".bss"]
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::boards::{boards, scaffold};
 use crate::cargo::cargo;
-use crate::elf::{elf, flash_of, static_ram};
+use crate::elf::{elf, flash_of, static_ram, statics};
 use crate::format::{group, signed};
 use crate::measure::{Measurement, edit, measure_example, variant};
 
@@ -69,7 +69,7 @@ pub(crate) fn measure_guards(async_add: &Measurement) -> Result<Vec<GuardCost>, 
 /// the stack, which riscv-rt's `.stack` section counts.
 fn flash_and_statics(executable: &Path) -> Result<(u64, u64), String> {
     let (sections, _, _) = elf(executable)?;
-    Ok((flash_of(&sections), sections[".data"] + sections[".bss"]))
+    Ok((flash_of(&sections), statics(&sections)))
 }
 
 /// The scaffold's project without the main stack's guard: the feature off in Cargo.toml,
